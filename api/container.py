@@ -1,0 +1,111 @@
+"""The composition root: which contexts and projections exist, and how they are wired."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.profiles import RFC_9106_LOW_MEMORY
+
+from api.database import Database, apply_sql_migrations, enable_app_login, protect_event_tables
+from api.settings import Settings
+from commands.consents import ConsentsApplication
+from commands.eventstore import CareApplication, CareFactory, EventStoreSettings
+from commands.identity import IdentityApplication
+from projections.base import Projection
+from projections.consents import ConsentViews
+from projections.runner import ProjectionRunner, ensure_tables
+
+log = logging.getLogger("carebridge")
+
+APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, ConsentsApplication)
+PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews,)
+
+
+def password_hasher(settings: Settings) -> PasswordHasher:
+    return PasswordHasher(
+        time_cost=settings.password_hash_time_cost,
+        memory_cost=settings.password_hash_memory_kib,
+        parallelism=RFC_9106_LOW_MEMORY.parallelism,
+    )
+
+
+def migrate(settings: Settings, database: Database, encryption_key: str) -> list[str]:
+    """Applies SQL migrations, creates and protects event tables, creates projection tables."""
+    applied = apply_sql_migrations(database.owner_url)
+    owner_store = EventStoreSettings(database.owner_url, encryption_key, pool_size=1,
+                                     max_overflow=0, create_tables=True)
+    for app_class in APPLICATIONS:
+        _construct(app_class, owner_store, settings)
+    CareFactory.close_shared_pools()
+    protect_event_tables(database.owner_url, [a.name for a in APPLICATIONS])
+    if database.embedded_dir is not None:
+        enable_app_login(database.owner_url)
+    with psycopg.connect(database.owner_url, autocommit=True) as conn:
+        conn.execute("SET ROLE carebridge_app")
+        for projection_class in PROJECTIONS:
+            ensure_tables(conn, projection_class())
+    return applied
+
+
+def _construct(app_class: type[CareApplication], store: EventStoreSettings,
+               settings: Settings) -> CareApplication:
+    if app_class is IdentityApplication:
+        return IdentityApplication(store, password_hasher(settings))
+    return app_class(store)
+
+
+@dataclass
+class Container:
+    """Everything a process needs: the applications and the projection runners."""
+
+    settings: Settings
+    database: Database
+    encryption_key: str
+    applications: dict[str, CareApplication] = field(default_factory=dict)
+    runners: list[ProjectionRunner] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        store = EventStoreSettings(self.database.url, self.encryption_key,
+                                   pool_size=self.settings.db_pool_size,
+                                   max_overflow=self.settings.db_pool_max_overflow)
+        for app_class in APPLICATIONS:
+            self.applications[app_class.name] = _construct(app_class, store, self.settings)
+        self.runners = [
+            ProjectionRunner(p(), self.applications, self.database.url,
+                             self.settings.projection_batch_size)
+            for p in PROJECTIONS
+        ]
+
+    @property
+    def identity(self) -> IdentityApplication:
+        return self.applications["identity"]  # type: ignore[return-value]
+
+    @property
+    def consents(self) -> ConsentsApplication:
+        return self.applications["consents"]  # type: ignore[return-value]
+
+    def runner(self, name: str) -> ProjectionRunner:
+        for runner in self.runners:
+            if runner.projection.name == name:
+                return runner
+        raise KeyError(f"no projection named {name!r}; known: "
+                       + ", ".join(r.projection.name for r in self.runners))
+
+    def start_projections(self) -> None:
+        for runner in self.runners:
+            runner.start()
+
+    def close(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+        CareFactory.close_shared_pools()
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

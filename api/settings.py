@@ -1,0 +1,100 @@
+"""Configuration: every setting, its default and its environment variable (prefix CAREBRIDGE_).
+
+The README's configuration table is generated from this class (`carebridge settings`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class MissingSetting(Exception):
+    """Production refuses to start without a setting that has no safe default."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAREBRIDGE_", extra="ignore")
+
+    mode: Mode = Field(Mode.DEVELOPMENT, description="`production` refuses to start without "
+                       "an encryption key, a token secret and a DATABASE_URL.")
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CAREBRIDGE_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL 15+ URL used by the running service (the `carebridge_app` "
+        "role or a member of it). Unset: an embedded PostgreSQL under the data directory.",
+    )
+    migration_database_url: str | None = Field(
+        None, description="URL of the schema owner used by `carebridge migrate`; defaults to "
+        "DATABASE_URL.")
+    broker_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CAREBRIDGE_BROKER_URL", "BROKER_URL"),
+        description="Redis URL for dramatiq. Unset: an in-process broker and worker.",
+    )
+    data_dir: Path = Field(Path("var"), description="Where the embedded database and the "
+                           "generated local keys live.")
+    encryption_key: str | None = Field(
+        None, description="Base64 AES key (16, 24 or 32 bytes) for event payloads at rest. "
+        "Development generates and stores one under the data directory.")
+    token_secret: str | None = Field(
+        None, description="Secret (32+ characters) that signs access tokens. Development "
+        "generates one.")
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8000, description="Port the API listens on.")
+    access_token_minutes: int = Field(10, ge=1, le=10, description="Lifetime of an access "
+                                      "token (at most 10 minutes).")
+    clinic_timezone: str = Field("Europe/London", description="Zone in which times are shown "
+                                 "when a clinic has none of its own.")
+    db_pool_size: int = Field(4, ge=1, description="Connections kept open per process.")
+    db_pool_max_overflow: int = Field(16, ge=0, description="Extra connections under load.")
+    read_your_writes_timeout_ms: int = Field(
+        2000, ge=0, le=10000, description="How long a read that asks for a position waits "
+        "for the projections to reach it.")
+    rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per client "
+                                       "address.")
+    password_hash_time_cost: int = Field(3, ge=1, description="argon2id passes.")
+    password_hash_memory_kib: int = Field(65536, ge=8, description="argon2id memory (KiB).")
+    log_level: str = Field("INFO", description="Log level.")
+    log_json: bool = Field(False, description="Write logs as one JSON object per line.")
+    projection_batch_size: int = Field(1000, ge=1, description="Events applied per "
+                                       "projection transaction.")
+    worker_threads: int = Field(2, ge=1, description="Threads of the in-process or "
+                                "`carebridge worker` dramatiq worker.")
+
+    @field_validator("encryption_key", "token_secret", "database_url", "broker_url",
+                     "migration_database_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    def check_production(self) -> None:
+        if self.mode is not Mode.PRODUCTION:
+            return
+        missing = [
+            name
+            for name, value in (
+                ("CAREBRIDGE_ENCRYPTION_KEY", self.encryption_key),
+                ("CAREBRIDGE_TOKEN_SECRET", self.token_secret),
+                ("DATABASE_URL", self.database_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise MissingSetting(
+                "production mode needs " + ", ".join(missing) + "; refusing to start"
+            )
+        if len(self.token_secret or "") < 32:
+            raise MissingSetting("CAREBRIDGE_TOKEN_SECRET must be at least 32 characters")

@@ -1,0 +1,70 @@
+"""The access policy: one place that answers "may this actor do this action on this resource".
+
+Default deny. Every endpoint and command handler asks `authorise`; nothing decides access on
+its own. The next identity issue adds care relationships, proxies and break-glass here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from uuid import UUID
+
+from domain.errors import Forbidden
+from domain.identity import CLINICAL_ROLES, Role
+
+
+class Action(StrEnum):
+    CONSENT_GIVE = "consent.give"
+    CONSENT_WITHDRAW = "consent.withdraw"
+    CONSENT_READ = "consent.read"
+    CONSENT_TEXT_PUBLISH = "consent_text.publish"
+    PROFILE_READ = "profile.read"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking: an authenticated account with its role and clinics."""
+
+    account_id: UUID
+    role: Role
+    clinic_ids: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def ref(self) -> str:
+        """How the actor is written into events: role and account id, never a name."""
+        return f"{self.role.value}:{self.account_id}"
+
+
+@dataclass(frozen=True)
+class PatientResource:
+    """Something that belongs to one patient's care."""
+
+    patient_id: UUID
+
+
+_OWN_PATIENT_ACTIONS = {Action.CONSENT_GIVE, Action.CONSENT_WITHDRAW, Action.CONSENT_READ,
+                        Action.PROFILE_READ}
+_STAFF_READ_CONSENT = CLINICAL_ROLES | {Role.CLINIC_ADMIN}
+
+
+def is_allowed(actor: Actor, action: Action, resource: PatientResource | None = None) -> bool:
+    if actor.role == Role.PATIENT:
+        return (
+            action in _OWN_PATIENT_ACTIONS
+            and resource is not None
+            and resource.patient_id == actor.account_id
+        )
+    if action == Action.CONSENT_READ:
+        return actor.role in _STAFF_READ_CONSENT and resource is not None
+    if action == Action.CONSENT_TEXT_PUBLISH:
+        return actor.role == Role.CLINIC_ADMIN
+    if action == Action.PROFILE_READ:
+        return resource is not None and resource.patient_id == actor.account_id
+    return False
+
+
+def authorise(actor: Actor, action: Action, resource: PatientResource | None = None) -> None:
+    if not is_allowed(actor, action, resource):
+        raise Forbidden("You do not have access to this. If you think you should, ask your "
+                        "clinic administrator.")

@@ -1,0 +1,155 @@
+"""Identity: accounts of patients and staff, and the claim that keeps each email address unique.
+
+These event types are the storage format and are versioned with care. Password hashes are
+argon2id strings computed by the command layer; the domain never sees a password.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.aggregate import CareAggregate, topic
+from domain.errors import Rejections
+from domain.ids import stream_id
+
+
+class Role(StrEnum):
+    PATIENT = "patient"
+    DOCTOR = "doctor"
+    NURSE = "nurse"
+    RECEPTION = "reception"
+    PRESCRIPTION_COORDINATOR = "prescription_coordinator"
+    CARE_MANAGER = "care_manager"
+    SUPPORT = "support"
+    CLINIC_ADMIN = "clinic_admin"
+    AUDITOR = "auditor"
+
+
+STAFF_ROLES = frozenset(Role) - {Role.PATIENT}
+CLINICAL_ROLES = frozenset({Role.DOCTOR, Role.NURSE, Role.PRESCRIPTION_COORDINATOR, Role.CARE_MANAGER})
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_PHONE = re.compile(r"^\+?[0-9 ()-]{7,20}$")
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 128
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().casefold()
+
+
+def email_claim_id(email: str) -> UUID:
+    return stream_id("email-claim", normalise_email(email))
+
+
+def check_email(email: str, errors: Rejections, field: str = "email") -> None:
+    if not _EMAIL.match(email.strip()) or len(email) > 254:
+        errors.add(field, "Enter an email address like name@example.com.")
+
+
+def check_phone(phone: str | None, errors: Rejections, field: str = "mobile_phone") -> None:
+    if phone and not _PHONE.match(phone.strip()):
+        errors.add(field, "Enter a mobile number of 7 to 20 digits, for example +44 7700 900123.")
+
+
+def check_password(password: str, email: str, common: frozenset[str], errors: Rejections) -> None:
+    """Length and a rejection list, as NIST SP 800-63B advises; no composition rules."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        errors.add("password", f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+    elif len(password) > MAX_PASSWORD_LENGTH:
+        errors.add("password", f"Use at most {MAX_PASSWORD_LENGTH} characters.")
+    elif password.casefold() in common or len(set(password)) < 4:
+        errors.add("password", "This password is too common or too simple; choose another.")
+    elif (local := normalise_email(email).split("@")[0]) and len(local) >= 4 and local in password.casefold():
+        errors.add("password", "Do not use your email address in your password.")
+
+
+def check_birth_date(born: date, today: date, errors: Rejections) -> None:
+    if born > today:
+        errors.add("date_of_birth", "The date of birth cannot be in the future.")
+    elif today.year - born.year > 130:
+        errors.add("date_of_birth", "Check the year of birth.")
+
+
+class Account(CareAggregate):
+    """A person who can sign in: a patient or a member of staff."""
+
+    TOPIC = topic("identity", "Account")
+
+    @event("Created", topic=topic("identity", "Account.Registered"))
+    def __init__(
+        self,
+        email: str,
+        role: str,
+        given_name: str,
+        family_name: str,
+        password_hash: str,
+        clinic_ids: list[str],
+        date_of_birth: date | None,
+        mobile_phone: str | None,
+        by: str,
+        at: datetime,
+    ) -> None:
+        self.email = normalise_email(email)
+        self.role = role
+        self.given_name = given_name
+        self.family_name = family_name
+        self.password_hash = password_hash
+        self.clinic_ids = list(clinic_ids)
+        self.date_of_birth = date_of_birth
+        self.mobile_phone = mobile_phone
+        self.failed_sign_ins = 0
+        self.last_sign_in_at: datetime | None = None
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role != Role.PATIENT
+
+    def record_sign_in(self, by: str, at: datetime) -> None:
+        self._signed_in(by=by, at=at)
+
+    @event("SignedIn", topic=topic("identity", "Account.SignedIn"))
+    def _signed_in(self, by: str, at: datetime) -> None:
+        self.failed_sign_ins = 0
+        self.last_sign_in_at = at
+
+    def record_failed_sign_in(self, at: datetime) -> None:
+        self._sign_in_failed(by="anonymous", at=at)
+
+    @event("SignInFailed", topic=topic("identity", "Account.SignInFailed"))
+    def _sign_in_failed(self, by: str, at: datetime) -> None:
+        self.failed_sign_ins += 1
+
+    def rehash_password(self, password_hash: str, by: str, at: datetime) -> None:
+        """Stores a hash computed with stronger parameters after a successful sign-in."""
+        if password_hash != self.password_hash:
+            self._password_rehashed(password_hash=password_hash, by=by, at=at)
+
+    @event("PasswordRehashed", topic=topic("identity", "Account.PasswordRehashed"))
+    def _password_rehashed(self, password_hash: str, by: str, at: datetime) -> None:
+        self.password_hash = password_hash
+
+
+class EmailClaim(CareAggregate):
+    """Holds an email address for one account. Its id derives from the address, so two
+    registrations of the same address collide in the event store and only one succeeds."""
+
+    TOPIC = topic("identity", "EmailClaim")
+
+    @event("Created", topic=topic("identity", "EmailClaim.Claimed"))
+    def __init__(self, account_id: UUID, by: str, at: datetime) -> None:
+        self.account_id = account_id
+
+    @classmethod
+    def claim(cls, email: str, account_id: UUID, by: str, at: datetime) -> EmailClaim:
+        return cls._create(cls.Created, id=email_claim_id(email),  # type: ignore[attr-defined]
+                           account_id=account_id, by=by, at=at)

@@ -1,0 +1,1 @@
+"""The read side: projections that turn events into PostgreSQL tables, and their runner."""
