@@ -39,7 +39,7 @@ class ConsentsApplication(CareApplication):
         authorise(actor, Action.CONSENT_TEXT_PUBLISH)
 
         def decide() -> tuple[dict[str, Any], list[Any]]:
-            document = self._text(consent_type) or ConsentText(
+            document = self.text_document(consent_type) or ConsentText(
                 consent_type=consent_type.value, by=actor.ref, at=at
             )
             document.publish(version, text, by=actor.ref, at=at)
@@ -49,7 +49,7 @@ class ConsentsApplication(CareApplication):
         return run_once(self, self.idempotency, key, decide)
 
     def current_text(self, consent_type: ConsentType) -> ConsentText:
-        document = self._text(consent_type)
+        document = self.text_document(consent_type)
         if document is None or document.current_version is None:
             raise ConsentTextNotPublished(
                 f"The clinic has not published a consent text for "
@@ -101,7 +101,7 @@ class ConsentsApplication(CareApplication):
         consent = self._consent(patient_id, consent_type)
         return consent is not None and consent.is_given
 
-    def _text(self, consent_type: ConsentType) -> ConsentText | None:
+    def text_document(self, consent_type: ConsentType) -> ConsentText | None:
         try:
             return self.repository.get(consent_text_id(consent_type))  # type: ignore[no-any-return]
         except AggregateNotFoundError:

@@ -85,8 +85,9 @@ def run_once(app: CareApplication, store: IdempotencyStore, key: IdempotencyKey 
     """Runs a decision at most once per key and saves what it touched in one transaction."""
     if key is not None and (previous := store.find(key)) is not None:
         return previous
-    result, touched = decide()
+    decided, touched = decide()
     pending = [a for a in touched if a.pending_events]
+    result = {**decided, "changed": bool(pending)}
     record = None
     if key is not None:
         record = IdempotencyRecord(key.scope, key.key, key.fingerprint, msgspec.json.encode(result))

@@ -11,6 +11,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from domain.errors import Forbidden
+from domain.ids import stream_id
 from domain.identity import CLINICAL_ROLES, Role
 
 
@@ -29,11 +30,16 @@ class Actor:
     account_id: UUID
     role: Role
     clinic_ids: frozenset[str] = field(default_factory=frozenset)
+    system: bool = False
 
     @property
     def ref(self) -> str:
         """How the actor is written into events: role and account id, never a name."""
-        return f"{self.role.value}:{self.account_id}"
+        return "system" if self.system else f"{self.role.value}:{self.account_id}"
+
+
+# CareBridge itself, when it acts on start-up (publishing the default consent texts).
+SYSTEM = Actor(stream_id("actor", "system"), Role.CLINIC_ADMIN, system=True)
 
 
 @dataclass(frozen=True)

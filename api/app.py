@@ -1,0 +1,75 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from psycopg_pool import AsyncConnectionPool
+
+from api.auth import TokenService
+from api.container import Container
+from api.controllers.accounts import AccountController
+from api.controllers.consents import PatientConsentController, StaffConsentController
+from api.controllers.health import HealthController
+from api.logs import request_id_middleware
+from api.problems import EXCEPTION_HANDLERS
+
+MAX_BODY_BYTES = 1_000_000
+
+
+def create_app(container: Container, token_secret: str,
+               clock: Callable[[], datetime] | None = None) -> Litestar:
+    settings = container.settings
+
+    @asynccontextmanager
+    async def read_pool(app: Litestar) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(container.database.url, min_size=1,
+                                   max_size=settings.db_pool_size + settings.db_pool_max_overflow,
+                                   open=False, kwargs={"autocommit": True})
+        await pool.open(wait=True, timeout=30)
+        app.state.read_pool = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = Litestar(
+        route_handlers=[HealthController, AccountController, PatientConsentController,
+                        StaffConsentController],
+        lifespan=[read_pool],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            request_id_middleware,
+            RateLimitConfig(rate_limit=("minute", settings.rate_limit_per_minute),
+                            exclude=["/health", "/schema"]).middleware,
+        ],
+        openapi_config=OpenAPIConfig(
+            title="CareBridge API",
+            version="0.1.0",
+            description="The care-coordination core behind the clinic network's patient app. "
+            "Errors are RFC 9457 problem documents. Send `Idempotency-Key` on every POST "
+            "to make retries safe; send `CareBridge-Wait-For` with the `CareBridge-Position` "
+            "a write returned to read your own writes.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}),
+            security=[{"bearer": []}],
+        ),
+        cors_config=CORSConfig(allow_origins=[], allow_credentials=False),
+        request_max_body_size=MAX_BODY_BYTES,
+        debug=False,
+    )
+    app.state.container = container
+    app.state.tokens = TokenService(token_secret,
+                                    timedelta(minutes=settings.access_token_minutes))
+    app.state.clock = clock
+    return app

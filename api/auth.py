@@ -1,0 +1,75 @@
+"""Access tokens and the caller's identity.
+
+Access tokens are short-lived JWTs (HS256, at most 10 minutes) naming the account, its role
+and clinics. Every request re-reads nothing from the token that grants more than the access
+policy allows: the policy decides, the token only says who is asking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import jwt
+from litestar import Request
+
+from domain.access import Actor
+from domain.errors import Unauthenticated
+from domain.identity import Role
+
+ISSUER = "carebridge"
+AUDIENCE = "carebridge-api"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+    lifetime_seconds: int
+
+
+class TokenService:
+    def __init__(self, secret: str, lifetime: timedelta) -> None:
+        self._secret = secret
+        self.lifetime = lifetime
+
+    def issue(self, actor: Actor, now: datetime) -> IssuedToken:
+        expires = now + self.lifetime
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": str(actor.account_id),
+            "role": actor.role.value,
+            "clinics": sorted(actor.clinic_ids),
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+            "jti": uuid4().hex,
+            "typ": "access",
+        }
+        token = jwt.encode(claims, self._secret, algorithm="HS256")
+        return IssuedToken(token, expires, int(self.lifetime.total_seconds()))
+
+    def verify(self, token: str) -> Actor:
+        try:
+            claims = jwt.decode(
+                token, self._secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "role", "typ"]},
+            )
+            if claims["typ"] != "access":
+                raise jwt.InvalidTokenError("not an access token")
+            return Actor(UUID(claims["sub"]), Role(claims["role"]),
+                         frozenset(claims.get("clinics", [])))
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("Your session has expired. Please sign in again.") from None
+        except (jwt.InvalidTokenError, ValueError, KeyError):
+            raise Unauthenticated("Sign in again: the access token is not valid.") from None
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Sign in and send the access token as 'Authorization: Bearer <token>'.")
+    return token.strip()

@@ -1,0 +1,73 @@
+"""Background work with dramatiq: Redis in production, an in-process broker and worker locally.
+
+Actors are registered here against the chosen broker (dramatiq binds an actor to a broker when
+it is declared), and their code lives next to what they deliver.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+from api.settings import Settings
+from commands.housekeeping import IDEMPOTENCY_RETENTION_HOURS, purge_expired_idempotency_keys
+
+log = logging.getLogger("carebridge.worker")
+
+
+def create_broker(settings: Settings) -> dramatiq.Broker:
+    if settings.broker_url:
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker: dramatiq.Broker = RedisBroker(url=settings.broker_url)
+    else:
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+    dramatiq.set_broker(broker)
+    return broker
+
+
+class Tasks:
+    """The actors of this deployment, bound to one broker."""
+
+    def __init__(self, broker: dramatiq.Broker, database_url: str) -> None:
+        def purge() -> None:
+            removed = purge_expired_idempotency_keys(database_url)
+            log.info("purged %d expired idempotency keys", removed)
+
+        self.purge_idempotency_keys = dramatiq.actor(
+            purge, actor_name="purge_idempotency_keys", queue_name="housekeeping",
+            broker=broker, max_retries=3)
+
+
+class InProcessWorker:
+    """A dramatiq worker in this process plus a timer that enqueues periodic housekeeping."""
+
+    def __init__(self, broker: dramatiq.Broker, tasks: Tasks, threads: int,
+                 every_seconds: float = 3600.0) -> None:
+        self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=1000)
+        self._stop = threading.Event()
+        self._every = every_seconds
+        self._periodic: list[Callable[[], Any]] = [tasks.purge_idempotency_keys.send]
+        self._timer = threading.Thread(target=self._tick, name="housekeeping", daemon=True)
+
+    def start(self) -> None:
+        self.worker.start()
+        self._timer.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._every):
+            for send in self._periodic:
+                send()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.worker.stop(timeout=5000)
+
+
+__all__ = ["IDEMPOTENCY_RETENTION_HOURS", "InProcessWorker", "Tasks", "create_broker"]

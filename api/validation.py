@@ -1,0 +1,97 @@
+"""Request body validation that reports every bad field at once, in plain words.
+
+msgspec (which Litestar uses) stops at the first error. When it refuses a body, we check each
+field of the declared struct on its own and report them all.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, get_args, get_origin
+
+import msgspec
+from litestar import Request
+from litestar.types import Empty
+
+from domain.errors import FieldError
+
+_EXPECTED = re.compile(r"Expected `([^`]+)`, got `([^`]+)`")
+_KIND_WORDS = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "an object",
+    "date": "a date as YYYY-MM-DD",
+    "datetime": "a date and time with its offset, e.g. 2026-03-29T09:30:00+01:00",
+    "uuid": "an identifier",
+}
+
+
+def plain_message(message: str) -> str:
+    """Turns a msgspec message into words a person can act on."""
+    if message.startswith("Invalid enum value"):
+        return "choose one of the allowed values listed in the API schema"
+    match = _EXPECTED.search(message)
+    if match:
+        wanted = match.group(1).split(" ")[0].split("|")[0].strip()
+        return f"must be {_KIND_WORDS.get(wanted, wanted)}"
+    if "length" in message:
+        return message.split(" - ")[0].replace("Expected `str` of length", "must be").replace(
+            "`", "") + " characters"
+    return message.replace("`", "").split(" - ")[0]
+
+
+def field_errors(struct_type: type[msgspec.Struct], raw: bytes) -> list[FieldError]:
+    try:
+        document = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return [FieldError("body", "The body is not valid JSON.")]
+    if not isinstance(document, dict):
+        return [FieldError("body", "Send a JSON object.")]
+    errors: list[FieldError] = []
+    fields = msgspec.structs.fields(struct_type)
+    known = {f.encode_name for f in fields}
+    for f in fields:
+        if f.encode_name not in document:
+            if f.required:
+                errors.append(FieldError(f.encode_name, "is required"))
+            continue
+        try:
+            msgspec.json.decode(msgspec.json.encode(document[f.encode_name]), type=f.type)
+        except msgspec.ValidationError as error:
+            message = str(error)
+            location = re.search(r"at `\$([^`]*)`", message)
+            name = f.encode_name + (location.group(1) if location else "")
+            errors.append(FieldError(name, plain_message(message)))
+    for name in document:
+        if name not in known:
+            errors.append(FieldError(name, "is not a field of this request; remove it"))
+    return errors
+
+
+def body_field_errors(request: Request[Any, Any, Any]) -> list[FieldError] | None:
+    """All field errors of the request body, if the route declares a struct body."""
+    handler = request.scope.get("route_handler")
+    raw = request._connection_state.body  # the body Litestar already read
+    if handler is None or raw is Empty or not raw:
+        return None
+    parameter = handler.parsed_fn_signature.parameters.get("data")
+    if parameter is None:
+        return None
+    struct_type = _struct_of(parameter.annotation)
+    if struct_type is None:
+        return None
+    return field_errors(struct_type, raw) or None
+
+
+def _struct_of(annotation: Any) -> type[msgspec.Struct] | None:
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return annotation
+    if get_origin(annotation) is not None:
+        for arg in get_args(annotation):
+            found = _struct_of(arg)
+            if found is not None:
+                return found
+    return None
