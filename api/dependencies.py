@@ -43,7 +43,7 @@ def provide_clock(state: State) -> datetime:
 
 
 def provide_actor(request: Request[Any, Any, Any], state: State) -> Actor:
-    actor = state.tokens.verify(bearer_token(request))
+    actor = state.tokens.verify(bearer_token(request), provide_clock(state))
     request.scope["state"]["actor"] = actor.ref
     return actor  # type: ignore[no-any-return]
 

@@ -84,8 +84,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            handler = scope.get("route_handler")
-            route = next(iter(getattr(handler, "paths", ["-"]))) if handler else "-"
+            route = scope.get("path_template") or "-"
             access_log.info(
                 "%s %s %s", scope["method"], route, status,
                 extra={"request_id": request_id, "method": scope["method"], "route": route,

@@ -137,8 +137,7 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 def _route(request: Request[Any, Any, Any]) -> str:
-    handler = request.scope.get("route_handler")
-    return str(getattr(handler, "paths", {"?"})) if handler is not None else "?"
+    return str(request.scope.get("path_template") or "?")
 
 
 def _plain(message: str) -> str:
