@@ -32,9 +32,10 @@ def find_stream(applications: dict[str, CareApplication], aggregate_id: UUID) ->
 
 def trail(app: CareApplication, aggregate_id: UUID) -> Iterator[TrailEntry]:
     for event in app.events.get(aggregate_id):
-        topic = type(event).TOPIC  # e.g. carebridge:consents.Consent.Given.v1
+        topic: str = getattr(type(event), "TOPIC", "")  # e.g. carebridge:consents.Consent.Given.v1
         yield TrailEntry(app.name, event.originator_version, topic.split(":", 1)[1],
-                         getattr(event, "at", event.timestamp), getattr(event, "by", "unknown"))
+                         getattr(event, "at", None) or getattr(event, "timestamp"),  # noqa: B009
+                         getattr(event, "by", "unknown"))
 
 
 def state_as_of(app: CareApplication, aggregate_id: UUID, as_of: datetime) -> dict[str, Any] | None:
@@ -45,7 +46,7 @@ def state_as_of(app: CareApplication, aggregate_id: UUID, as_of: datetime) -> di
             version = entry.version
     if version is None:
         return None
-    aggregate = app.repository.get(aggregate_id, version=version)
+    aggregate: Any = app.repository.get(aggregate_id, version=version)
     return {
         name.lstrip("_"): REDACTED if any(p in name for p in _SECRET_PARTS) else value
         for name, value in vars(aggregate).items()

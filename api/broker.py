@@ -40,9 +40,9 @@ class Tasks:
             removed = purge_expired_idempotency_keys(database_url)
             log.info("purged %d expired idempotency keys", removed)
 
-        self.purge_idempotency_keys = dramatiq.actor(
+        self.purge_idempotency_keys: dramatiq.Actor[[], None] = dramatiq.Actor(
             purge, actor_name="purge_idempotency_keys", queue_name="housekeeping",
-            broker=broker, max_retries=3)
+            priority=0, broker=broker, options={"max_retries": 3})
 
 
 class InProcessWorker:

@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from uuid import UUID
 
 import click
@@ -41,7 +40,7 @@ class Runtime:
 
         return migrate(self.settings, self.database, self.encryption_key)
 
-    def container(self):  # type: ignore[no-untyped-def]
+    def container(self):
         from api.container import Container
 
         return Container(self.settings, self.database, self.encryption_key)
@@ -295,7 +294,7 @@ def _runtime() -> Runtime:
         raise
 
 
-def _run_api(runtime: Runtime, container, host: str | None, port: int | None) -> None:  # type: ignore[no-untyped-def]
+def _run_api(runtime: Runtime, container, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from api.app import create_app

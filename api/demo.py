@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, date, datetime
 
 from api.container import Container
@@ -33,17 +34,13 @@ def load_demo(container: Container) -> str:
     lines = [f"Demo clinic network: {', '.join(CLINICS.values())}.",
              f"Every demo account's password is: {DEMO_PASSWORD}", ""]
     for email, given, family, role, clinics in STAFF:
-        try:
+        with contextlib.suppress(EmailAlreadyRegistered):
             container.identity.add_staff(NewAccount(email, DEMO_PASSWORD, given, family), role,
                                          clinics, by="demo", at=now)
-        except EmailAlreadyRegistered:
-            pass
         lines.append(f"  {role.value:<25} {email}")
     for email, given, family, born in PATIENTS:
-        try:
+        with contextlib.suppress(EmailAlreadyRegistered):
             container.identity.register_patient(
                 NewAccount(email, DEMO_PASSWORD, given, family, born), at=now)
-        except EmailAlreadyRegistered:
-            pass
         lines.append(f"  {'patient':<25} {email}")
     return "\n".join(lines)

@@ -26,15 +26,15 @@ _POSITION = re.compile(r"^([a-z_]+):([0-9]{1,18})$")
 
 
 def provide_container(state: State) -> Container:
-    return state.container  # type: ignore[no-any-return]
+    return state.container
 
 
 def provide_tokens(state: State) -> TokenService:
-    return state.tokens  # type: ignore[no-any-return]
+    return state.tokens
 
 
 def provide_read_pool(state: State) -> AsyncConnectionPool:
-    return state.read_pool  # type: ignore[no-any-return]
+    return state.read_pool
 
 
 def provide_clock(state: State) -> datetime:
@@ -45,7 +45,7 @@ def provide_clock(state: State) -> datetime:
 def provide_actor(request: Request[Any, Any, Any], state: State) -> Actor:
     actor = state.tokens.verify(bearer_token(request), provide_clock(state))
     request.scope["state"]["actor"] = actor.ref
-    return actor  # type: ignore[no-any-return]
+    return actor
 
 
 def clinic_zone(state: State) -> ZoneInfo:

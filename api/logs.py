@@ -43,7 +43,7 @@ class TextFormatter(logging.Formatter):
             line = line.split("\nTraceback")[0]
         return line
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's API
+    def formatException(self, ei: Any) -> str:
         return f"{ei[0].__name__}" if ei and ei[0] else ""
 
 
@@ -66,6 +66,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        method = str(scope.get("method", "-"))
         headers = dict(scope.get("headers", []))
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
@@ -86,8 +87,8 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             route = scope.get("path_template") or "-"
             access_log.info(
-                "%s %s %s", scope["method"], route, status,
-                extra={"request_id": request_id, "method": scope["method"], "route": route,
+                "%s %s %s", method, route, status,
+                extra={"request_id": request_id, "method": method, "route": route,
                        "status": status,
                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                        "actor": scope.get("state", {}).get("actor")},

@@ -38,7 +38,7 @@ def plain_message(message: str) -> str:
         wanted = match.group(1).split(" ")[0].split("|")[0].strip()
         return f"must be {_KIND_WORDS.get(wanted, wanted)}"
     if "length" in message:
-        return message.split(" - ")[0].replace("Expected `str` of length", "must be").replace(
+        return message.split(" - ", maxsplit=1)[0].replace("Expected `str` of length", "must be").replace(
             "`", "") + " characters"
     return message.replace("`", "").split(" - ")[0]
 

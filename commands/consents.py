@@ -103,13 +103,13 @@ class ConsentsApplication(CareApplication):
 
     def text_document(self, consent_type: ConsentType) -> ConsentText | None:
         try:
-            return self.repository.get(consent_text_id(consent_type))  # type: ignore[no-any-return]
+            return self.repository.get(consent_text_id(consent_type))
         except AggregateNotFoundError:
             return None
 
     def _consent(self, patient_id: UUID, consent_type: ConsentType) -> Consent | None:
         try:
-            return self.repository.get(consent_id(patient_id, consent_type))  # type: ignore[no-any-return]
+            return self.repository.get(consent_id(patient_id, consent_type))
         except AggregateNotFoundError:
             return None
 

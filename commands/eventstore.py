@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import threading
 import zlib
-from datetime import date
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from uuid import UUID
 

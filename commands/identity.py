@@ -134,7 +134,7 @@ class IdentityApplication(CareApplication):
         return account
 
     def account(self, account_id: UUID) -> Account:
-        return self.repository.get(account_id)  # type: ignore[no-any-return]
+        return self.repository.get(account_id)
 
     def find_account(self, account_id: UUID) -> Account | None:
         try:
@@ -150,7 +150,7 @@ class IdentityApplication(CareApplication):
 
     def _claim(self, email: str) -> EmailClaim | None:
         try:
-            return self.repository.get(email_claim_id(email))  # type: ignore[no-any-return]
+            return self.repository.get(email_claim_id(email))
         except AggregateNotFoundError:
             return None
 

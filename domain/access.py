@@ -11,8 +11,8 @@ from enum import StrEnum
 from uuid import UUID
 
 from domain.errors import Forbidden
-from domain.ids import stream_id
 from domain.identity import CLINICAL_ROLES, Role
+from domain.ids import stream_id
 
 
 class Action(StrEnum):

@@ -27,7 +27,7 @@ class CareAggregate(Aggregate):
 
     # The recorded timestamp is the command's own time (`at`), so the domain never reads a clock.
     @classmethod
-    def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Any:  # noqa: A002
+    def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Any:
         kwargs.setdefault("timestamp", kwargs.get("at"))
         return super()._create(event_class, id=id, **kwargs)
 

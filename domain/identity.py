@@ -151,5 +151,5 @@ class EmailClaim(CareAggregate):
 
     @classmethod
     def claim(cls, email: str, account_id: UUID, by: str, at: datetime) -> EmailClaim:
-        return cls._create(cls.Created, id=email_claim_id(email),  # type: ignore[attr-defined]
+        return cls._create(cls.Created, id=email_claim_id(email),
                            account_id=account_id, by=by, at=at)

@@ -52,7 +52,7 @@ class Envelope:
 
     @property
     def topic(self) -> str:
-        return type(self.event).TOPIC  # type: ignore[no-any-return]
+        return type(self.event).TOPIC
 
 
 class Projection(ABC):
