@@ -12,6 +12,7 @@ from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.stores.base import Store
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth import TokenService
@@ -23,6 +24,15 @@ from api.logs import request_id_middleware
 from api.problems import EXCEPTION_HANDLERS
 
 MAX_BODY_BYTES = 1_000_000
+
+
+def _stores(broker_url: str | None) -> dict[str, Store]:
+    """Rate-limit counters live in Redis when there is one, so every API process shares them."""
+    if broker_url is None:
+        return {}
+    from litestar.stores.redis import RedisStore
+
+    return {"rate_limit": RedisStore.with_client(url=broker_url, namespace="carebridge-rate")}
 
 
 def create_app(container: Container, token_secret: str,
@@ -66,6 +76,8 @@ def create_app(container: Container, token_secret: str,
         ),
         cors_config=CORSConfig(allow_origins=[], allow_credentials=False),
         request_max_body_size=MAX_BODY_BYTES,
+        stores=_stores(settings.broker_url),
+        logging_config=None,
         debug=False,
     )
     app.state.container = container

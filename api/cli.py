@@ -166,7 +166,7 @@ def projections_rebuild(name: str) -> None:
                    TextColumn("{task.fields[rate]:,.0f} events/s"))
         started = datetime.now(UTC)
         with Progress(*columns) as progress:
-            task = progress.add_task(name, total=None, rate=0.0)
+            task = progress.add_task(name, total=0, rate=0.0)
 
             def update(done: int, total: int) -> None:
                 elapsed = max((datetime.now(UTC) - started).total_seconds(), 1e-6)
@@ -285,12 +285,18 @@ def settings_table() -> None:
 
 
 def _runtime() -> Runtime:
+    from pydantic import ValidationError
+
     from api.settings import MissingSetting
 
     try:
         return Runtime()
     except MissingSetting as error:
         _fail(str(error))
+        raise
+    except ValidationError as error:
+        _fail("; ".join(f"CAREBRIDGE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                        for e in error.errors()))
         raise
 
 

@@ -40,7 +40,7 @@ def migrate(settings: Settings, database: Database, encryption_key: str) -> list
                                      max_overflow=0, create_tables=True)
     for app_class in APPLICATIONS:
         _construct(app_class, owner_store, settings)
-    CareFactory.close_shared_pools()
+    CareFactory.close_shared_pools(owner_store.scope)
     protect_event_tables(database.owner_url, [a.name for a in APPLICATIONS])
     if database.embedded_dir is not None:
         enable_app_login(database.owner_url)
@@ -69,11 +69,11 @@ class Container:
     runners: list[ProjectionRunner] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        store = EventStoreSettings(self.database.url, self.encryption_key,
-                                   pool_size=self.settings.db_pool_size,
-                                   max_overflow=self.settings.db_pool_max_overflow)
+        self.store = EventStoreSettings(self.database.url, self.encryption_key,
+                                        pool_size=self.settings.db_pool_size,
+                                        max_overflow=self.settings.db_pool_max_overflow)
         for app_class in APPLICATIONS:
-            self.applications[app_class.name] = _construct(app_class, store, self.settings)
+            self.applications[app_class.name] = _construct(app_class, self.store, self.settings)
         self.runners = [
             ProjectionRunner(p(), self.applications, self.database.url,
                              self.settings.projection_batch_size)
@@ -102,7 +102,7 @@ class Container:
     def close(self) -> None:
         for runner in self.runners:
             runner.stop()
-        CareFactory.close_shared_pools()
+        CareFactory.close_shared_pools(self.store.scope)
 
     def __enter__(self) -> Container:
         return self

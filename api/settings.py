@@ -5,6 +5,7 @@ The README's configuration table is generated from this class (`carebridge setti
 
 from __future__ import annotations
 
+import base64
 from enum import StrEnum
 from pathlib import Path
 
@@ -75,6 +76,19 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _aes_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError("must be base64 (for example: openssl rand -base64 32)") from None
+        if len(raw) not in (16, 24, 32):
+            raise ValueError("must decode to 16, 24 or 32 bytes (openssl rand -base64 32)")
+        return value
 
     @property
     def embedded(self) -> bool:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from eventsourcing.application import Application
@@ -113,8 +113,8 @@ class CareFactory(PostgresFactory):
     def __init__(self, env: Any) -> None:
         key = tuple(
             str(env.get(k) or "")
-            for k in ("POSTGRES_DBNAME", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER",
-                      "POSTGRES_SCHEMA")
+            for k in ("POOL_SCOPE", "POSTGRES_DBNAME", "POSTGRES_HOST", "POSTGRES_PORT",
+                      "POSTGRES_USER", "POSTGRES_SCHEMA")
         )
         with self._lock:
             shared = self._shared.get(key)
@@ -126,14 +126,14 @@ class CareFactory(PostgresFactory):
                 self.datastore = shared
 
     def close(self) -> None:
-        """Pools are shared; `close_shared_pools()` closes them at shutdown."""
+        """Pools are shared; `close_shared_pools(scope)` closes them at shutdown."""
 
     @classmethod
-    def close_shared_pools(cls) -> None:
+    def close_shared_pools(cls, scope: str | None = None) -> None:
+        """Closes the pools of one scope (one set of applications), or all of them."""
         with cls._lock:
-            for datastore in cls._shared.values():
-                datastore.close()
-            cls._shared.clear()
+            for key in [k for k in cls._shared if scope is None or k[0] == scope]:
+                cls._shared.pop(key).close()
 
 
 @dataclass(frozen=True)
@@ -145,10 +145,13 @@ class EventStoreSettings:
     pool_size: int = 4
     max_overflow: int = 16
     create_tables: bool = False
+    # Applications built with the same settings object share one pool; closing it closes them.
+    scope: str = field(default_factory=lambda: uuid4().hex)
 
     def env(self, app: type[Application[Any]]) -> dict[str, str]:
         params = conninfo_to_dict(self.database_url)
         return {
+            "POOL_SCOPE": self.scope,
             "PERSISTENCE_MODULE": "commands.eventstore:CareFactory",
             "APPLICATION_RECORDER_TOPIC": "commands.eventstore:CareRecorder",
             "POSTGRES_DBNAME": str(params.get("dbname") or "postgres"),
