@@ -14,6 +14,7 @@ from uuid import UUID
 import click
 import psycopg
 
+from api.container import Container
 from api.database import Database, local_secrets, resolve
 from api.settings import Mode, Settings
 
@@ -40,9 +41,15 @@ class Runtime:
 
         return migrate(self.settings, self.database, self.encryption_key)
 
-    def container(self):
-        from api.container import Container
+    def require_migrated(self) -> None:
+        from api.database import pending_migrations
 
+        if self.database.embedded_dir is not None:
+            self.migrate()  # the embedded database is ours to keep current
+        elif pending := pending_migrations(self.database.url):
+            _fail("migrations are pending (" + ", ".join(pending) + "); run `carebridge migrate`")
+
+    def container(self) -> Container:
         return Container(self.settings, self.database, self.encryption_key)
 
 
@@ -51,7 +58,22 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-@click.group()
+class _Group(click.Group):
+    """Turns an unreachable database into one line saying what to check, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from eventsourcing.persistence import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except (psycopg.OperationalError, OperationalError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            _fail(f"cannot use the database ({first_line}); check DATABASE_URL and that "
+                  "PostgreSQL is running")
+            raise
+
+
+@click.group(cls=_Group)
 def main() -> None:
     """CareBridge: the care-coordination core behind the clinic network's patient app."""
 
@@ -103,11 +125,11 @@ def migrate() -> None:
 def api_only(host: str | None, port: int | None) -> None:
     """Run only the HTTP API (production, behind a process manager; run `migrate` first)."""
     runtime = _runtime()
-    from api.database import pending_migrations
-
-    if pending := pending_migrations(runtime.database.url):
-        _fail("migrations are pending (" + ", ".join(pending) + "); run `carebridge migrate`")
+    runtime.require_migrated()
     container = runtime.container()
+    from api.seed import publish_default_consent_texts
+
+    publish_default_consent_texts(container)
     try:
         _run_api(runtime, container, host, port)
     finally:
@@ -216,7 +238,7 @@ def staff_add(role: str, email: str, given_name: str, family_name: str, clinics:
     elif password is None:
         password = getpass.getpass("Password for the new account: ")
     runtime = _runtime()
-    runtime.migrate()
+    runtime.require_migrated()
     with runtime.container() as container:
         try:
             outcome = container.identity.add_staff(

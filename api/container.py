@@ -45,7 +45,6 @@ def migrate(settings: Settings, database: Database, encryption_key: str) -> list
     if database.embedded_dir is not None:
         enable_app_login(database.owner_url)
     with psycopg.connect(database.owner_url, autocommit=True) as conn:
-        conn.execute("SET ROLE carebridge_app")
         for projection_class in PROJECTIONS:
             ensure_tables(conn, projection_class())
     return applied

@@ -20,7 +20,14 @@ from uuid import UUID, uuid4
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    JSONTranscoder,
+    OperationalError,
+    StoredEvent,
+    Transcoding,
+)
 from eventsourcing.postgres import (
     BasePostgresFactory,
     PostgresApplicationRecorder,
@@ -70,7 +77,10 @@ class CareRecorder(PostgresApplicationRecorder):
             )
         )
 
-    @retry((psycopg.InterfaceError, psycopg.OperationalError), max_attempts=3, wait=0.1)
+    # A dropped connection (restart, failover) is retried on a fresh one. Should the first
+    # attempt have committed before the connection dropped, the retry meets the primary key
+    # and reports a concurrent change: never a duplicate.
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

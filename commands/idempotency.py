@@ -67,14 +67,19 @@ class IdempotencyStore:
             )
         return Outcome(msgspec.json.decode(row["result"]), row["position"], replayed=True)
 
-    def remember(self, key: IdempotencyKey, result: dict[str, Any]) -> None:
-        """Records a key for a command that produced no events (it was already done)."""
+    def remember(self, key: IdempotencyKey, result: dict[str, Any]) -> Outcome:
+        """Records a key for a command that produced no events (it was already done). If a
+        concurrent attempt with the same key recorded first, its result is the answer."""
         with self.datastore.get_connection() as conn:
-            conn.execute(
+            inserted = conn.execute(
                 f"INSERT INTO {IDEMPOTENCY_TABLE} (scope, key, fingerprint, result, position)"
                 " VALUES (%s, %s, %s, %s, NULL) ON CONFLICT DO NOTHING",
                 (key.scope, key.key, key.fingerprint, msgspec.json.encode(result)),
-            )
+            ).rowcount
+        if inserted:
+            return Outcome(result, None)
+        previous = self.find(key)
+        return previous if previous is not None else Outcome(result, None)
 
 
 Decision = Callable[[], tuple[dict[str, Any], list[CareAggregate]]]
@@ -92,9 +97,7 @@ def run_once(app: CareApplication, store: IdempotencyStore, key: IdempotencyKey 
     if key is not None:
         record = IdempotencyRecord(key.scope, key.key, key.fingerprint, msgspec.json.encode(result))
     if not pending:
-        if key is not None:
-            store.remember(key, result)
-        return Outcome(result, None)
+        return store.remember(key, result) if key is not None else Outcome(result, None)
     try:
         position = app.save_all(*pending, idempotency=record)
     except ConcurrentChange:

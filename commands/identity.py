@@ -92,10 +92,9 @@ class IdentityApplication(CareApplication):
 
     def _register(self, details: NewAccount, role: Role, clinic_ids: list[str], by: str,
                   at: datetime, key: IdempotencyKey | None) -> Outcome:
-        if self._claim(details.email) is not None:
-            raise _already_registered()
-
         def decide() -> tuple[dict[str, Any], list[Any]]:
+            if self._claim(details.email) is not None:
+                raise _already_registered()
             account = Account(
                 email=details.email,
                 role=role.value,

@@ -19,6 +19,7 @@ class Action(StrEnum):
     CONSENT_GIVE = "consent.give"
     CONSENT_WITHDRAW = "consent.withdraw"
     CONSENT_READ = "consent.read"
+    PATIENT_CONSENTS_READ = "patient.consents.read"  # staff reading a patient's consents
     CONSENT_TEXT_PUBLISH = "consent_text.publish"
     PROFILE_READ = "profile.read"
 
@@ -61,7 +62,7 @@ def is_allowed(actor: Actor, action: Action, resource: PatientResource | None = 
             and resource is not None
             and resource.patient_id == actor.account_id
         )
-    if action == Action.CONSENT_READ:
+    if action == Action.PATIENT_CONSENTS_READ:
         return actor.role in _STAFF_READ_CONSENT and resource is not None
     if action == Action.CONSENT_TEXT_PUBLISH:
         return actor.role == Role.CLINIC_ADMIN

@@ -28,11 +28,11 @@ class CareAggregate(Aggregate):
     # The recorded timestamp is the command's own time (`at`), so the domain never reads a clock.
     @classmethod
     def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Any:
-        kwargs.setdefault("timestamp", kwargs.get("at"))
+        kwargs.setdefault("timestamp", require_utc(kwargs["at"]))
         return super()._create(event_class, id=id, **kwargs)
 
     def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("timestamp", kwargs.get("at"))
+        kwargs.setdefault("timestamp", require_utc(kwargs["at"]))
         super().trigger_event(event_class, **kwargs)
 
 

@@ -28,6 +28,9 @@ from projections.base import REBUILD_SUFFIX, Envelope, Projection, Tables
 log = logging.getLogger("carebridge.projections")
 
 TRACKING = "carebridge.projection_tracking"
+# Projection tables belong to the application role, whichever login role runs the projection,
+# so that rebuilt tables keep their owner and the default grants to auditors and analysts.
+TABLE_OWNER = "carebridge_app"
 Progress = Callable[[int, int], None]  # (events applied so far, events to apply in total)
 
 
@@ -151,6 +154,7 @@ class ProjectionRunner:
     def _lead(self, poll_interval: float = 1.0) -> None:
         with psycopg.connect(self.url, autocommit=True) as control, \
                 psycopg.connect(self.url, autocommit=True) as work:
+            work.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(TABLE_OWNER)))
             while not self._stop.is_set():
                 got = control.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,)).fetchone()
                 if got and got[0]:
@@ -197,6 +201,14 @@ class ProjectionRunner:
         """
         fresh = Tables(self.projection.schema, REBUILD_SUFFIX)
         name = self.projection.name + REBUILD_SUFFIX
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(TABLE_OWNER)))
+        try:
+            return self._rebuild(conn, fresh, name, progress)
+        finally:
+            conn.execute("RESET ROLE")
+
+    def _rebuild(self, conn: psycopg.Connection[Any], fresh: Tables, name: str,
+                 progress: Progress | None) -> int:
         with conn.transaction():
             cur = conn.cursor()
             self.projection.drop(cur, fresh)
@@ -246,6 +258,7 @@ def ensure_tables(conn: psycopg.Connection[Any], projection: Projection) -> None
     """Creates the live tables and tracking rows of a projection if they are missing."""
     with conn.transaction():
         cur = conn.cursor()
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(TABLE_OWNER)))
         projection.create(cur, Tables(projection.schema))
         ensure_tracking(cur, projection, projection.name)
 

@@ -48,7 +48,6 @@ def server() -> Iterator[Database]:
         base = start_embedded(workdir, dbname="postgres")
         embedded = True
     from api.container import migrate
-    from api.settings import Settings
 
     with psycopg.connect(base.owner_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -66,6 +65,7 @@ def server() -> Iterator[Database]:
 
 def test_settings(**overrides: Any) -> Any:
     from api.settings import Settings
+
 
     values: dict[str, Any] = {
         "password_hash_memory_kib": 1024,

@@ -223,7 +223,7 @@ class StaffConsentController(Controller):
                                read_pool: NamedDependency[AsyncConnectionPool],
                                container: NamedDependency[Container],
                                zone: NamedDependency[ZoneInfo]) -> list[ConsentState]:
-        authorise(actor, Action.CONSENT_READ, PatientResource(patient_id))
+        authorise(actor, Action.PATIENT_CONSENTS_READ, PatientResource(patient_id))
         await wait_for_position(request, read_pool, PROJECTION,
                                 container.settings.read_your_writes_timeout_ms)
         return await _states(read_pool, patient_id, zone)
