@@ -35,9 +35,10 @@ class TokenService:
         self._secret = secret
         self.lifetime = lifetime
 
-    def issue(self, actor: Actor, now: datetime) -> IssuedToken:
+    def issue(self, actor: Actor, session_id: UUID, now: datetime) -> IssuedToken:
         expires = now + self.lifetime
         claims = {
+            "sid": str(session_id),
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": str(actor.account_id),
@@ -51,24 +52,26 @@ class TokenService:
         token = jwt.encode(claims, self._secret, algorithm="HS256")
         return IssuedToken(token, expires, int(self.lifetime.total_seconds()))
 
-    def verify(self, token: str, now: datetime) -> Actor:
+    def verify(self, token: str, now: datetime) -> tuple[Actor, UUID]:
         """Checks signature, audience, issuer and type, and expiry against `now` (the same
         clock that issued it, so that tests can move time)."""
         try:
             claims = jwt.decode(
                 token, self._secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "role", "typ"], "verify_exp": False,
+                options={"require": ["exp", "iat", "sub", "role", "typ", "sid"], "verify_exp": False,
                          "verify_iat": False},
             )
             if claims["typ"] != "access":
                 raise jwt.InvalidTokenError("not an access token")
             actor = Actor(UUID(claims["sub"]), Role(claims["role"]),
                           frozenset(claims.get("clinics", [])))
+            session_id = UUID(claims["sid"])
         except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
             raise Unauthenticated("Sign in again: the access token is not valid.") from None
         if not int(claims["iat"]) - 30 <= now.timestamp() < int(claims["exp"]):
-            raise Unauthenticated("Your session has expired. Please sign in again.")
-        return actor
+            raise Unauthenticated("Your access token has expired: refresh it, or sign in again.",
+                                  refresh=True)
+        return actor, session_id
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -15,6 +16,7 @@ from api.settings import Settings
 from commands.consents import ConsentsApplication
 from commands.eventstore import CareApplication, CareFactory, EventStoreSettings
 from commands.identity import IdentityApplication
+from commands.sessions import Sessions
 from projections.base import Projection
 from projections.consents import ConsentViews
 from projections.runner import ProjectionRunner, ensure_tables
@@ -82,6 +84,11 @@ class Container:
     @property
     def identity(self) -> IdentityApplication:
         return self.applications["identity"]  # type: ignore[return-value]
+
+    @property
+    def sessions(self) -> Sessions:
+        return Sessions(self.identity, timedelta(minutes=self.settings.session_inactivity_minutes),
+                        timedelta(hours=self.settings.session_lifetime_hours))
 
     @property
     def consents(self) -> ConsentsApplication:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from litestar import Request
@@ -16,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.auth import TokenService, bearer_token
 from api.container import Container
 from commands.idempotency import IdempotencyKey
+from commands.sessions import check_session
 from domain.access import Actor
 from domain.errors import FieldError, InvalidInput
 
@@ -42,10 +44,21 @@ def provide_clock(state: State) -> datetime:
     return clock() if clock else datetime.now(UTC)
 
 
-def provide_actor(request: Request[Any, Any, Any], state: State) -> Actor:
-    actor = state.tokens.verify(bearer_token(request), provide_clock(state))
+async def provide_actor(request: Request[Any, Any, Any], state: State) -> Actor:
+    """The caller, from a valid access token whose session is still live."""
+    now = provide_clock(state)
+    actor, session_id = state.tokens.verify(bearer_token(request), now)
+    settings = state.container.settings
+    async with state.read_pool.connection() as conn:
+        await check_session(conn, session_id, actor.account_id,
+                            timedelta(minutes=settings.session_inactivity_minutes), now)
     request.scope["state"]["actor"] = actor.ref
+    request.scope["state"]["session_id"] = session_id
     return actor
+
+
+def current_session(request: Request[Any, Any, Any]) -> UUID:
+    return request.scope["state"]["session_id"]
 
 
 def clinic_zone(state: State) -> ZoneInfo:

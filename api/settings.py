@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port the API listens on.")
     access_token_minutes: int = Field(10, ge=1, le=10, description="Lifetime of an access "
                                       "token (at most 10 minutes).")
+    session_inactivity_minutes: int = Field(15, ge=1, le=24 * 60, description="A session "
+                                            "unused for this long ends (patients' default).")
+    session_lifetime_hours: int = Field(12, ge=1, le=24 * 30, description="A session ends "
+                                        "this long after sign-in, however active.")
     clinic_timezone: str = Field("Europe/London", description="Zone in which times are shown "
                                  "when a clinic has none of its own.")
     db_pool_size: int = Field(4, ge=1, description="Connections kept open per process.")

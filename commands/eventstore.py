@@ -55,6 +55,14 @@ class IdempotencyRecord:
     result: bytes
 
 
+@dataclass(frozen=True)
+class Statement:
+    """A write to a write-side lookup table that must commit with the events (or not at all)."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
 def events_table(app_name: str) -> str:
     return f"{app_name.lower()}_events"
 
@@ -87,6 +95,7 @@ class CareRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         idempotency: IdempotencyRecord | None = kwargs.get("idempotency")
+        also: Sequence[Statement] = kwargs.get("also") or ()
         pg_events = [
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
@@ -106,6 +115,8 @@ class CareRecorder(PostgresApplicationRecorder):
                              idempotency.result),
                             prepare=True,
                         )
+                    for statement in also:
+                        conn.execute(statement.sql, statement.params, prepare=True)
                     conn.execute("COMMIT")
             except psycopg.Error:
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -203,13 +214,14 @@ class CareApplication(Application[UUID]):
         transcoder.register(DateAsISO())
 
     def save_all(self, *aggregates: CareAggregate,
-                 idempotency: IdempotencyRecord | None = None) -> int | None:
+                 idempotency: IdempotencyRecord | None = None,
+                 also: Sequence[Statement] = ()) -> int | None:
         """Saves every touched aggregate in one transaction; returns the log position written.
 
         A concurrent change to any of them fails the whole save with ConcurrentChange.
         """
         try:
-            recordings = self.save(*aggregates, idempotency=idempotency)
+            recordings = self.save(*aggregates, idempotency=idempotency, also=also)
         except IntegrityError as error:
             raise ConcurrentChange(
                 "Someone else changed this at the same moment. Nothing was saved; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
@@ -34,7 +35,11 @@ class EmailAlreadyRegistered(Conflict):
     title = "This email address is already registered"
 
 
-_BAD_CREDENTIALS = "The email address or password is not correct."
+# One answer for every failed sign-in, so that nobody can learn whether an address is registered
+# or locked (OWASP API2: broken authentication).
+_BAD_CREDENTIALS = ("The email address or password is not correct, or sign-in is paused for a "
+                    "while after several attempts. Check both, try again in 15 minutes, or reset "
+                    "your password.")
 
 
 def _load_common_passwords() -> frozenset[str]:
@@ -122,9 +127,13 @@ class IdentityApplication(CareApplication):
             _verify(self.hasher, self._dummy_hash, password)
             raise Unauthenticated(_BAD_CREDENTIALS)
         account = self.account(claim.account_id)
+        if account.is_locked(at):
+            _verify(self.hasher, self._dummy_hash, password)
+            raise Unauthenticated(_BAD_CREDENTIALS)
         if not _verify(self.hasher, account.password_hash, password):
             account.record_failed_sign_in(at=at)
-            self.save_all(account)
+            with contextlib.suppress(ConcurrentChange):  # a parallel failure was counted
+                self.save_all(account)
             raise Unauthenticated(_BAD_CREDENTIALS)
         account.record_sign_in(by=f"{account.role}:{account.id}", at=at)
         if self.hasher.check_needs_rehash(account.password_hash):

@@ -7,7 +7,7 @@ argon2id strings computed by the command layer; the domain never sees a password
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
@@ -36,6 +36,9 @@ CLINICAL_ROLES = frozenset({Role.DOCTOR, Role.NURSE, Role.PRESCRIPTION_COORDINAT
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _PHONE = re.compile(r"^\+?[0-9 ()-]{7,20}$")
 MIN_PASSWORD_LENGTH = 12
+LOCKOUT_THRESHOLD = 5
+LOCKOUT_PERIOD = timedelta(minutes=15)
+MAX_LOCKOUT_PERIOD = timedelta(hours=24)
 MAX_PASSWORD_LENGTH = 128
 
 
@@ -104,6 +107,8 @@ class Account(CareAggregate):
         self.date_of_birth = date_of_birth
         self.mobile_phone = mobile_phone
         self.failed_sign_ins = 0
+        self.lockouts = 0
+        self.locked_until: datetime | None = None
         self.last_sign_in_at: datetime | None = None
 
     @property
@@ -120,14 +125,30 @@ class Account(CareAggregate):
     @event("SignedIn", topic=topic("identity", "Account.SignedIn"))
     def _signed_in(self, by: str, at: datetime) -> None:
         self.failed_sign_ins = 0
+        self.lockouts = 0
+        self.locked_until = None
         self.last_sign_in_at = at
 
-    def record_failed_sign_in(self, at: datetime) -> None:
+    def is_locked(self, at: datetime) -> bool:
+        return self.locked_until is not None and at < self.locked_until
+
+    def record_failed_sign_in(self, at: datetime, threshold: int = LOCKOUT_THRESHOLD,
+                              lock_for: timedelta = LOCKOUT_PERIOD) -> None:
+        """Counts a wrong password; at the threshold, pauses sign-in, twice as long each time
+        it happens again (capped at a day) until a successful sign-in resets it."""
         self._sign_in_failed(by="anonymous", at=at)
+        if self.failed_sign_ins >= threshold and not self.is_locked(at):
+            period = min(lock_for * (2 ** self.lockouts), MAX_LOCKOUT_PERIOD)
+            self._locked_out(until=at + period, by="system", at=at)
 
     @event("SignInFailed", topic=topic("identity", "Account.SignInFailed"))
     def _sign_in_failed(self, by: str, at: datetime) -> None:
         self.failed_sign_ins += 1
+
+    @event("LockedOut", topic=topic("identity", "Account.LockedOut"))
+    def _locked_out(self, until: datetime, by: str, at: datetime) -> None:
+        self.lockouts += 1
+        self.locked_until = until
 
     def rehash_password(self, password_hash: str, by: str, at: datetime) -> None:
         """Stores a hash computed with stronger parameters after a successful sign-in."""

@@ -14,6 +14,7 @@ from litestar.params import JSONBody
 from api.auth import TokenService
 from api.container import Container
 from api.dependencies import (
+    current_session,
     idempotency_key,
     position_headers,
     provide_actor,
@@ -22,9 +23,11 @@ from api.dependencies import (
     provide_tokens,
 )
 from commands.identity import NewAccount
+from commands.sessions import IssuedSession
 from domain.access import Action, Actor, PatientResource, authorise
 from domain.errors import NotFound
 from domain.identity import Role
+from domain.sessions import EndReason
 
 Text = Annotated[str, msgspec.Meta(max_length=200)]
 
@@ -47,6 +50,12 @@ class Registered(msgspec.Struct):
 class SignIn(msgspec.Struct, forbid_unknown_fields=True):
     email: Text
     password: Annotated[str, msgspec.Meta(max_length=1000)]
+    device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "unknown"
+    device_label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "Unnamed device"
+
+
+class Refresh(msgspec.Struct, forbid_unknown_fields=True):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class AccessToken(msgspec.Struct):
@@ -54,8 +63,23 @@ class AccessToken(msgspec.Struct):
     token_type: str
     expires_in: int
     expires_at: datetime
+    refresh_token: str
+    session_id: str
+    session_ends_at: datetime
     account_id: str
     role: str
+
+
+class SessionEntry(msgspec.Struct):
+    session_id: str
+    device_label: str
+    started_at: datetime
+    last_seen_at: datetime
+    current: bool
+
+
+class SignedOut(msgspec.Struct):
+    sessions_ended: int
 
 
 class Me(msgspec.Struct):
@@ -65,6 +89,14 @@ class Me(msgspec.Struct):
     given_name: str
     family_name: str
     clinic_ids: list[str]
+
+
+def _tokens(tokens: TokenService, actor: Actor, session: IssuedSession,
+            now: datetime) -> AccessToken:
+    issued = tokens.issue(actor, session.session_id, now)
+    return AccessToken(issued.token, "Bearer", issued.lifetime_seconds, issued.expires_at,
+                       session.refresh_token, str(session.session_id), session.ends_at,
+                       str(actor.account_id), actor.role.value)
 
 
 class AccountController(Controller):
@@ -96,13 +128,45 @@ class AccountController(Controller):
               tokens: NamedDependency[TokenService],
               now: NamedDependency[datetime]) -> AccessToken:
         account = container.identity.authenticate(data.email, data.password, at=now)
+        session = container.sessions.start(account, data.device_id, data.device_label, at=now)
         actor = Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
-        issued = tokens.issue(actor, now)
-        return AccessToken(issued.token, "Bearer", issued.lifetime_seconds, issued.expires_at,
-                           str(account.id), account.role)
+        return _tokens(tokens, actor, session, now)
+
+    @post("/auth/refresh", status_code=200, sync_to_thread=True, security=[],
+          summary="Exchange a refresh token for new tokens (the old refresh token is spent)")
+    def refresh(self, data: JSONBody[Refresh], container: NamedDependency[Container],
+                tokens: NamedDependency[TokenService],
+                now: NamedDependency[datetime]) -> AccessToken:
+        session, issued = container.sessions.refresh(data.refresh_token, at=now)
+        account = container.identity.account(session.account_id)
+        actor = Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
+        return _tokens(tokens, actor, issued, now)
+
+    @post("/auth/logout", status_code=200, sync_to_thread=True, summary="Sign out this device",
+          dependencies={"actor": Provide(provide_actor)})
+    def logout(self, request: Request[Any, Any, State], actor: NamedDependency[Actor],
+               container: NamedDependency[Container], now: NamedDependency[datetime]) -> SignedOut:
+        container.sessions.end(actor, current_session(request), EndReason.SIGNED_OUT, at=now)
+        return SignedOut(1)
+
+    @get("/me/sessions", sync_to_thread=True, summary="My signed-in devices",
+         dependencies={"actor": Provide(provide_actor)})
+    def sessions(self, request: Request[Any, Any, State], actor: NamedDependency[Actor],
+                 container: NamedDependency[Container]) -> list[SessionEntry]:
+        current = current_session(request)
+        return [SessionEntry(str(s.session_id), s.device_label, s.started_at, s.last_seen_at,
+                             s.session_id == current)
+                for s in container.sessions.active(actor.account_id)]
+
+    @post("/me/sessions/sign-out-everywhere", status_code=200, sync_to_thread=True,
+          summary="Sign out on every device", dependencies={"actor": Provide(provide_actor)})
+    def sign_out_everywhere(self, actor: NamedDependency[Actor],
+                            container: NamedDependency[Container],
+                            now: NamedDependency[datetime]) -> SignedOut:
+        return SignedOut(container.sessions.end_all(actor, at=now))
 
     @get("/me", sync_to_thread=True, summary="The signed-in account",
-         dependencies={"actor": Provide(provide_actor, sync_to_thread=False)})
+         dependencies={"actor": Provide(provide_actor)})
     def me(self, actor: NamedDependency[Actor], container: NamedDependency[Container]) -> Me:
         authorise(actor, Action.PROFILE_READ, PatientResource(actor.account_id))
         account = container.identity.find_account(actor.account_id)

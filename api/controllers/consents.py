@@ -102,7 +102,7 @@ class PublishedText(msgspec.Struct):
 _DEPENDENCIES = {
     "container": Provide(provide_container, sync_to_thread=False),
     "read_pool": Provide(provide_read_pool, sync_to_thread=False),
-    "actor": Provide(provide_actor, sync_to_thread=False),
+    "actor": Provide(provide_actor),
     "now": Provide(provide_clock, sync_to_thread=False),
     "zone": Provide(clinic_zone, sync_to_thread=False),
 }

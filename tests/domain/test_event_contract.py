@@ -14,7 +14,8 @@ import pytest
 import domain
 from domain.aggregate import CareAggregate
 from domain.consents import Consent, ConsentText, ConsentType, text_hash
-from domain.identity import Account, EmailClaim, Role
+from domain.identity import LOCKOUT_THRESHOLD, Account, EmailClaim, Role
+from domain.sessions import Session, token_hash
 
 from .support import (
     ADA,
@@ -67,16 +68,25 @@ def all_kinds_of_event() -> list[Any]:
                       family_name="Lovelace", password_hash="$argon2id$h", clinic_ids=[],
                       date_of_birth=date(1958, 12, 10), mobile_phone=None, by="self",
                       at=next_hour())
-    account.record_failed_sign_in(at=next_hour())
+    for _ in range(LOCKOUT_THRESHOLD):  # the last failure pauses sign-in
+        account.record_failed_sign_in(at=next_hour())
     account.record_sign_in(by=f"patient:{ADA}", at=next_hour())
     account.rehash_password("$argon2id$h2", by="system", at=next_hour())
     claim = EmailClaim.claim("ada@example.com", account.id, by="self", at=next_hour())
-    return [e for a in (document, consent, account, claim) for e in a.collect_events()]
+    started = next_hour()
+    session = Session(account_id=account.id, device_id="phone-1", device_label="Ada's phone",
+                      refresh_sha256=token_hash("first"), ends_at=started + timedelta(days=1),
+                      by=f"patient:{ADA}", at=started)
+    session.rotate(token_hash("first"), token_hash("second"), timedelta(days=1), started,
+                   at=next_hour())
+    session.rotate(token_hash("first"), token_hash("third"), timedelta(days=1), started,
+                   at=next_hour())  # a spent token comes back: the session ends
+    return [e for a in (document, consent, account, claim, session) for e in a.collect_events()]
 
 
 def test_the_domain_has_the_aggregates_this_contract_is_checked_against():
     names = {cls.__name__ for cls in aggregate_classes()}
-    assert {"Consent", "ConsentText", "Account", "EmailClaim"} <= names
+    assert {"Consent", "ConsentText", "Account", "EmailClaim", "Session"} <= names
 
 
 @pytest.mark.parametrize("cls", aggregate_classes(), ids=lambda c: c.__name__)
@@ -106,7 +116,7 @@ def test_every_event_carries_who_acted_and_when(event):
 def test_the_scenario_records_every_kind_of_consent_and_identity_event():
     recorded = {type(e) for e in all_kinds_of_event()}
     known = {e for e in event_classes()
-             if e.__module__ in ("domain.consents", "domain.identity")}
+             if e.__module__ in ("domain.consents", "domain.identity", "domain.sessions")}
     assert recorded == known
 
 
@@ -117,7 +127,8 @@ def test_every_recorded_event_is_stamped_with_the_commands_own_time():
         assert event.by
         assert event.at.tzinfo is not None
         assert event.timestamp == event.at, type(event).__qualname__
-    assert sorted(e.at for e in events) == [MORNING + timedelta(hours=h) for h in range(len(events))]
+    moments = sorted({e.at for e in events})  # a lockout shares the moment of its failure
+    assert moments == [MORNING + timedelta(hours=h) for h in range(len(moments))]
 
 
 NAIVE_NOON = datetime(2026, 11, 23, 12, 0)  # no zone: a programming error, not a clinic time
