@@ -174,6 +174,7 @@ class EventStoreSettings:
         return {
             "POOL_SCOPE": self.scope,
             "PERSISTENCE_MODULE": "commands.eventstore:CareFactory",
+            "MAPPER_TOPIC": "commands.codec:CareMapper",
             "APPLICATION_RECORDER_TOPIC": "commands.eventstore:CareRecorder",
             "POSTGRES_DBNAME": str(params.get("dbname") or "postgres"),
             "POSTGRES_HOST": str(params.get("host") or "localhost"),
@@ -187,7 +188,7 @@ class EventStoreSettings:
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "CREATE_TABLE": "y" if self.create_tables else "n",
-            "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+            "CIPHER_TOPIC": "commands.codec:CareCipher",
             "CIPHER_KEY": self.encryption_key,
         }
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
+from commands.codec import CareMapper
 from commands.eventstore import EVENTSTORE_SCHEMA, events_table
 from projections.base import REBUILD_SUFFIX, Envelope, Projection, Tables
 
@@ -31,6 +31,7 @@ TRACKING = "carebridge.projection_tracking"
 # Projection tables belong to the application role, whichever login role runs the projection,
 # so that rebuilt tables keep their owner and the default grants to auditors and analysts.
 TABLE_OWNER = "carebridge_app"
+REBUILD_BATCH = 10_000
 Progress = Callable[[int, int], None]  # (events applied so far, events to apply in total)
 
 
@@ -50,8 +51,9 @@ class ProjectionRunner:
     def __init__(self, projection: Projection, applications: Mapping[str, Application[Any]],
                  url: str, batch_size: int = 1000) -> None:
         self.projection = projection
-        self.mappers = {name: app.mapper for name, app in applications.items()
-                        if name in projection.sources}
+        self.mappers: dict[str, CareMapper] = {
+            name: app.mapper for name, app in applications.items()  # type: ignore[misc]
+            if name in projection.sources}
         self.url = url
         self.batch_size = batch_size
         self.live = Tables(projection.schema)
@@ -67,21 +69,22 @@ class ProjectionRunner:
     # ---- one batch -----------------------------------------------------------------------
 
     def run_batch(self, conn: psycopg.Connection[Any], tables: Tables | None = None,
-                  tracking_name: str | None = None, in_transaction: bool = False) -> int:
+                  tracking_name: str | None = None, in_transaction: bool = False,
+                  limit: int | None = None) -> int:
         """Applies the next batch from each source; returns how many log rows it consumed."""
         tables = tables or self.live
         name = tracking_name or self.projection.name
         consumed = 0
         for application, topics in self.projection.sources.items():
             if in_transaction:
-                consumed += self._batch(conn, tables, name, application, topics)
+                consumed += self._batch(conn, tables, name, application, topics, limit)
             else:
                 with conn.transaction():
-                    consumed += self._batch(conn, tables, name, application, topics)
+                    consumed += self._batch(conn, tables, name, application, topics, limit)
         return consumed
 
     def _batch(self, conn: psycopg.Connection[Any], tables: Tables, name: str,
-               application: str, topics: tuple[str, ...]) -> int:
+               application: str, topics: tuple[str, ...], limit: int | None = None) -> int:
         cur = conn.cursor()
         row = cur.execute(
             f"SELECT position FROM {TRACKING} WHERE projection = %s AND application = %s"
@@ -97,19 +100,14 @@ class ProjectionRunner:
                 " CASE WHEN topic = ANY(%s) THEN state END"
                 " FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
             ).format(sql.Identifier(EVENTSTORE_SCHEMA, events_table(application))),
-            (list(topics), position, self.batch_size),
+            (list(topics), position, limit or self.batch_size),
             prepare=True,
         ).fetchall()
         if not rows:
             return 0
-        mapper = self.mappers[application]
-        batch = [
-            Envelope(application, r[0], mapper.to_domain_event(
-                StoredEvent(originator_id=r[1], originator_version=r[2], topic=r[3],
-                            state=bytes(r[4]))))
-            for r in rows
-            if r[4] is not None
-        ]
+        decode = self.mappers[application].decode
+        batch = [Envelope(application, r[0], decode(r[3], r[1], r[2], r[4]))
+                 for r in rows if r[4] is not None]
         if batch:
             self.projection.apply(cur, tables, batch)
         cur.execute(
@@ -217,7 +215,8 @@ class ProjectionRunner:
             self._ensure_tracking(cur, name)
         total = sum(s.head for s in self.status(conn))
         applied = 0
-        while (n := self.run_batch(conn, fresh, name)) > 0:
+        # Nobody reads the fresh tables before the swap, so larger transactions cost nothing.
+        while (n := self.run_batch(conn, fresh, name, limit=REBUILD_BATCH)) > 0:
             applied += n
             if progress:
                 progress(applied, total)
