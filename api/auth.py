@@ -23,6 +23,20 @@ ISSUER = "carebridge"
 AUDIENCE = "carebridge-api"
 
 
+class AccessTokenExpired(Unauthenticated):
+    """An authentic access token past its expiry; it still names its session, so the API can
+    say whether the session itself has ended (and why) rather than only "refresh"."""
+
+    code = "access-token-expired"
+    title = "Your access token has expired"
+
+    def __init__(self, actor: Actor, session_id: UUID) -> None:
+        super().__init__("Your access token has expired: refresh it, or sign in again.",
+                         refresh=True)
+        self.actor = actor
+        self.session_id = session_id
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: str
@@ -69,8 +83,7 @@ class TokenService:
         except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
             raise Unauthenticated("Sign in again: the access token is not valid.") from None
         if not int(claims["iat"]) - 30 <= now.timestamp() < int(claims["exp"]):
-            raise Unauthenticated("Your access token has expired: refresh it, or sign in again.",
-                                  refresh=True)
+            raise AccessTokenExpired(actor, session_id)
         return actor, session_id
 
 

@@ -14,7 +14,7 @@ from litestar import Request
 from litestar.datastructures import State
 from psycopg_pool import AsyncConnectionPool
 
-from api.auth import TokenService, bearer_token
+from api.auth import AccessTokenExpired, TokenService, bearer_token
 from api.container import Container
 from commands.idempotency import IdempotencyKey
 from commands.sessions import check_session
@@ -47,11 +47,18 @@ def provide_clock(state: State) -> datetime:
 async def provide_actor(request: Request[Any, Any, Any], state: State) -> Actor:
     """The caller, from a valid access token whose session is still live."""
     now = provide_clock(state)
-    actor, session_id = state.tokens.verify(bearer_token(request), now)
-    settings = state.container.settings
+    inactivity = timedelta(minutes=state.container.settings.session_inactivity_minutes)
+    try:
+        actor, session_id = state.tokens.verify(bearer_token(request), now)
+    except AccessTokenExpired as expired:
+        # Tell an idle patient they were signed out, not merely to refresh; an expired token
+        # never counts as activity.
+        async with state.read_pool.connection() as conn:
+            await check_session(conn, expired.session_id, expired.actor.account_id, inactivity,
+                                now, touch=False)
+        raise
     async with state.read_pool.connection() as conn:
-        await check_session(conn, session_id, actor.account_id,
-                            timedelta(minutes=settings.session_inactivity_minutes), now)
+        await check_session(conn, session_id, actor.account_id, inactivity, now)
     request.scope["state"]["actor"] = actor.ref
     request.scope["state"]["session_id"] = session_id
     return actor

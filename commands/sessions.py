@@ -91,19 +91,22 @@ class Sessions:
 
     def end_all(self, actor: Actor, at: datetime) -> int:
         """Signs the account out everywhere, in one transaction."""
-        sessions = [self._session(str(view.session_id)) for view in self.active(actor.account_id)]
+        sessions = [self._session(str(view.session_id))
+                    for view in self.active(actor.account_id, at)]
         ended = [s for s in sessions if s.end(EndReason.SIGNED_OUT_EVERYWHERE, by=actor.ref, at=at)]
         if ended:
             self.app.save_all(*ended, also=[
                 self._ended_statement(s.id, EndReason.SIGNED_OUT_EVERYWHERE) for s in ended])
         return len(ended)
 
-    def active(self, account_id: UUID) -> list[SessionView]:
+    def active(self, account_id: UUID, at: datetime) -> list[SessionView]:
+        """Sessions still live at `at`: not ended, within their lifetime, recently used."""
         with self.datastore.get_connection() as conn:
             rows = conn.execute(
                 f"SELECT session_id, device_label, started_at, last_seen_at FROM {ACTIVITY}"
-                " WHERE account_id = %s AND ended_reason IS NULL ORDER BY last_seen_at DESC",
-                (account_id,)).fetchall()
+                " WHERE account_id = %s AND ended_reason IS NULL AND ends_at > %s"
+                " AND last_seen_at > %s ORDER BY last_seen_at DESC",
+                (account_id, at, at - self.inactivity)).fetchall()
         return [SessionView(r["session_id"], r["device_label"], r["started_at"],
                             r["last_seen_at"]) for r in rows]
 
@@ -126,7 +129,7 @@ class Sessions:
 
 
 async def check_session(conn: psycopg.AsyncConnection[Any], session_id: UUID, account_id: UUID,
-                        inactivity: timedelta, at: datetime) -> None:
+                        inactivity: timedelta, at: datetime, touch: bool = True) -> None:
     """The per-request check behind every access token: the session is live and recently used.
 
     A session idle for longer than the inactivity limit is refused here; the event that ends
@@ -145,7 +148,7 @@ async def check_session(conn: psycopg.AsyncConnection[Any], session_id: UUID, ac
         raise SessionEnded(ended_message(EndReason.LIFETIME))
     if at - last_seen >= inactivity:
         raise SessionEnded(ended_message(EndReason.INACTIVITY))
-    if at - last_seen >= TOUCH_EVERY:
+    if touch and at - last_seen >= TOUCH_EVERY:
         # Losing this touch in a crash costs nothing; do not wait for the disk.
         async with conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit = off")

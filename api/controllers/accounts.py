@@ -94,7 +94,8 @@ class Me(msgspec.Struct):
 def _tokens(tokens: TokenService, actor: Actor, session: IssuedSession,
             now: datetime) -> AccessToken:
     issued = tokens.issue(actor, session.session_id, now)
-    return AccessToken(issued.token, "Bearer", issued.lifetime_seconds, issued.expires_at,
+    return AccessToken(issued.token, "Bearer", issued.lifetime_seconds,
+                       min(issued.expires_at, session.ends_at),
                        session.refresh_token, str(session.session_id), session.ends_at,
                        str(actor.account_id), actor.role.value)
 
@@ -152,11 +153,12 @@ class AccountController(Controller):
     @get("/me/sessions", sync_to_thread=True, summary="My signed-in devices",
          dependencies={"actor": Provide(provide_actor)})
     def sessions(self, request: Request[Any, Any, State], actor: NamedDependency[Actor],
-                 container: NamedDependency[Container]) -> list[SessionEntry]:
+                 container: NamedDependency[Container],
+                 now: NamedDependency[datetime]) -> list[SessionEntry]:
         current = current_session(request)
         return [SessionEntry(str(s.session_id), s.device_label, s.started_at, s.last_seen_at,
                              s.session_id == current)
-                for s in container.sessions.active(actor.account_id)]
+                for s in container.sessions.active(actor.account_id, at=now)]
 
     @post("/me/sessions/sign-out-everywhere", status_code=200, sync_to_thread=True,
           summary="Sign out on every device", dependencies={"actor": Provide(provide_actor)})
