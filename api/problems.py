@@ -9,6 +9,7 @@ no internal message.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import msgspec
@@ -73,13 +74,17 @@ def problem_response(request: Request[Any, Any, Any], status: int, code: str, ti
                      detail: str, errors: list[FieldError] | None = None,
                      extensions: dict[str, Any] | None = None,
                      headers: dict[str, str] | None = None) -> Response[Problem]:
+    # Requests that match no route never pass the middleware that assigns the id.
+    state = request.scope.setdefault("state", {})
+    request_id = state.setdefault("request_id", uuid.uuid4().hex)
+    headers = {**(headers or {}), "X-Request-ID": request_id}
     problem = Problem(
         type=TYPE_BASE + code,
         title=title,
         status=status,
         detail=detail,
         instance=request.url.path,
-        request_id=request.scope.get("state", {}).get("request_id"),
+        request_id=request_id,
         errors=[{"field": e.field, "message": e.message} for e in errors] if errors else None,
         extensions=extensions or None,
     )

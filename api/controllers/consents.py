@@ -143,9 +143,12 @@ class PatientConsentController(Controller):
     dependencies = _DEPENDENCIES
 
     @get("/consent-texts/{consent_type:str}", summary="The current text of a consent")
-    async def current_text(self, consent_type: FromPath[ConsentType],
-                           actor: NamedDependency[Actor],
-                           read_pool: NamedDependency[AsyncConnectionPool]) -> ConsentTextView:
+    async def current_text(self, request: Request[Any, Any, State],
+                           consent_type: FromPath[ConsentType], actor: NamedDependency[Actor],
+                           read_pool: NamedDependency[AsyncConnectionPool],
+                           container: NamedDependency[Container]) -> ConsentTextView:
+        await wait_for_position(request, read_pool, PROJECTION,
+                                container.settings.read_your_writes_timeout_ms)
         async with read_pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT version, text, text_sha256, published_at FROM views.consent_texts"
