@@ -137,6 +137,13 @@ async def _states(pool: AsyncConnectionPool, patient_id: UUID, zone: ZoneInfo) -
     return states
 
 
+async def _caught_up(request: Request[Any, Any, State], pool: AsyncConnectionPool,
+                     container: Container) -> None:
+    """Read-your-writes for the consent views (see `wait_for_position`)."""
+    await wait_for_position(request, pool, PROJECTION,
+                            container.settings.read_your_writes_timeout_ms)
+
+
 class PatientConsentController(Controller):
     path = "/v1"
     tags = ["consents"]
@@ -147,8 +154,7 @@ class PatientConsentController(Controller):
                            consent_type: FromPath[ConsentType], actor: NamedDependency[Actor],
                            read_pool: NamedDependency[AsyncConnectionPool],
                            container: NamedDependency[Container]) -> ConsentTextView:
-        await wait_for_position(request, read_pool, PROJECTION,
-                                container.settings.read_your_writes_timeout_ms)
+        await _caught_up(request, read_pool, container)
         async with read_pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT version, text, text_sha256, published_at FROM views.consent_texts"
@@ -165,8 +171,7 @@ class PatientConsentController(Controller):
                    container: NamedDependency[Container],
                    zone: NamedDependency[ZoneInfo]) -> list[ConsentState]:
         authorise(actor, Action.CONSENT_READ, PatientResource(actor.account_id))
-        await wait_for_position(request, read_pool, PROJECTION,
-                                container.settings.read_your_writes_timeout_ms)
+        await _caught_up(request, read_pool, container)
         return await _states(read_pool, actor.account_id, zone)
 
     @get("/me/consents/history", summary="Every consent I gave or withdrew, newest first")
@@ -175,8 +180,7 @@ class PatientConsentController(Controller):
                       container: NamedDependency[Container],
                       zone: NamedDependency[ZoneInfo]) -> list[HistoryEntry]:
         authorise(actor, Action.CONSENT_READ, PatientResource(actor.account_id))
-        await wait_for_position(request, read_pool, PROJECTION,
-                                container.settings.read_your_writes_timeout_ms)
+        await _caught_up(request, read_pool, container)
         async with read_pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT consent_type, action, text_version, text_sha256, reason, actor, at"
@@ -227,8 +231,7 @@ class StaffConsentController(Controller):
                                container: NamedDependency[Container],
                                zone: NamedDependency[ZoneInfo]) -> list[ConsentState]:
         authorise(actor, Action.PATIENT_CONSENTS_READ, PatientResource(patient_id))
-        await wait_for_position(request, read_pool, PROJECTION,
-                                container.settings.read_your_writes_timeout_ms)
+        await _caught_up(request, read_pool, container)
         return await _states(read_pool, patient_id, zone)
 
     @post("/consent-texts/{consent_type:str}", status_code=201, sync_to_thread=True,
