@@ -33,10 +33,10 @@ def plain_message(message: str) -> str:
     """Turns a msgspec message into words a person can act on."""
     if message.startswith("Invalid enum value"):
         return "choose one of the allowed values listed in the API schema"
-    if message.startswith("Invalid RFC3339 encoded date"):
-        return "must be a date as YYYY-MM-DD"
     if message.startswith("Invalid RFC3339 encoded datetime"):
         return f"must be {_KIND_WORDS['datetime']}"
+    if message.startswith("Invalid RFC3339 encoded date"):
+        return "must be a date as YYYY-MM-DD"
     if message.startswith("Invalid UUID"):
         return "must be an identifier (a UUID)"
     match = _EXPECTED.search(message)
