@@ -15,6 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.eventstore import CareApplication, EventStoreSettings
 from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_once
+from commands.sign_in_sources import SignInSources
 from domain.access import Actor
 from domain.errors import ConcurrentChange, Conflict, Rejections, Unauthenticated
 from domain.identity import (
@@ -68,6 +69,7 @@ class IdentityApplication(CareApplication):
         super().__init__(store)
         self.hasher = hasher or PasswordHasher()
         self.idempotency = IdempotencyStore(self.factory.datastore)  # type: ignore[attr-defined]
+        self.sources = SignInSources(self.factory.datastore)  # type: ignore[attr-defined]
         self._dummy_hash = self.hasher.hash(uuid4().hex)
 
     def register_patient(self, details: NewAccount, at: datetime,
@@ -120,20 +122,24 @@ class IdentityApplication(CareApplication):
         except ConcurrentChange:
             raise _already_registered() from None
 
-    def authenticate(self, email: str, password: str, at: datetime) -> Account:
-        """Checks a password. Unknown addresses cost the same hash work as known ones."""
+    def authenticate(self, email: str, password: str, at: datetime,
+                     source: str | None = None) -> Account:
+        """Checks a password. Unknown addresses, paused accounts and paused sources cost the
+        same hash work and get the same answer as a wrong password."""
         claim = self._claim(email)
-        if claim is None:
+        account = self.account(claim.account_id) if claim is not None else None
+        if (account is None or account.is_locked(at)
+                or (source is not None and self.sources.is_blocked(source, at))):
             _verify(self.hasher, self._dummy_hash, password)
-            raise Unauthenticated(_BAD_CREDENTIALS)
-        account = self.account(claim.account_id)
-        if account.is_locked(at):
-            _verify(self.hasher, self._dummy_hash, password)
+            if source is not None:
+                self.sources.record_failure(source, at)
             raise Unauthenticated(_BAD_CREDENTIALS)
         if not _verify(self.hasher, account.password_hash, password):
             account.record_failed_sign_in(at=at)
             with contextlib.suppress(ConcurrentChange):  # a parallel failure was counted
                 self.save_all(account)
+            if source is not None:
+                self.sources.record_failure(source, at)
             raise Unauthenticated(_BAD_CREDENTIALS)
         account.record_sign_in(by=f"{account.role}:{account.id}", at=at)
         if self.hasher.check_needs_rehash(account.password_hash):

@@ -125,10 +125,12 @@ class AccountController(Controller):
 
     @post("/auth/login", status_code=200, sync_to_thread=True, summary="Sign in with a password",
           security=[])
-    def login(self, data: JSONBody[SignIn], container: NamedDependency[Container],
-              tokens: NamedDependency[TokenService],
+    def login(self, request: Request[Any, Any, State], data: JSONBody[SignIn],
+              container: NamedDependency[Container], tokens: NamedDependency[TokenService],
               now: NamedDependency[datetime]) -> AccessToken:
-        account = container.identity.authenticate(data.email, data.password, at=now)
+        source = request.client.host if request.client else None
+        account = container.identity.authenticate(data.email, data.password, at=now,
+                                                  source=source)
         session = container.sessions.start(account, data.device_id, data.device_label, at=now)
         actor = Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
         return _tokens(tokens, actor, session, now)

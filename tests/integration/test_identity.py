@@ -111,3 +111,32 @@ def test_a_registration_with_several_problems_names_every_one(container):
 
     assert {e.field for e in refusal.value.errors} == {
         "given_name", "date_of_birth", "email", "password"}
+
+
+def test_one_address_guessing_at_many_accounts_is_paused_for_every_account(container):
+    registered(container)
+    guesser, neighbour = "203.0.113.9", "198.51.100.7"
+    for attempt in range(20):
+        with pytest.raises(Unauthenticated):
+            container.identity.authenticate(f"someone{attempt}@patients.test", "wrong guess",
+                                            at=minutes_after_monday(1), source=guesser)
+
+    with pytest.raises(Unauthenticated) as paused:
+        container.identity.authenticate("ada@patients.test", PASSPHRASE,
+                                        at=minutes_after_monday(2), source=guesser)
+    assert paused.value.detail.startswith("The email address or password is not correct")
+    assert container.identity.authenticate("ada@patients.test", PASSPHRASE,
+                                           at=minutes_after_monday(2), source=neighbour)
+    assert container.identity.authenticate("ada@patients.test", PASSPHRASE,
+                                           at=minutes_after_monday(18), source=guesser)
+
+
+def test_a_few_mistakes_from_one_address_do_not_pause_it(container):
+    registered(container)
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            container.identity.authenticate("ada@patients.test", "not my passphrase",
+                                            at=minutes_after_monday(1), source="192.0.2.1")
+    account = container.identity.authenticate("ada@patients.test", PASSPHRASE,
+                                              at=minutes_after_monday(2), source="192.0.2.1")
+    assert account.failed_sign_ins == 0
