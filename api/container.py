@@ -20,11 +20,12 @@ from commands.sessions import Sessions
 from projections.base import Projection
 from projections.consents import ConsentViews
 from projections.runner import ProjectionRunner, ensure_tables
+from projections.security_events import SecurityEvents
 
 log = logging.getLogger("carebridge")
 
 APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, ConsentsApplication)
-PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews,)
+PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents)
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:

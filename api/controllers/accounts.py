@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody
+from litestar.params import FromQuery, JSONBody, Parameter
+from psycopg_pool import AsyncConnectionPool
 
 from api.auth import TokenService
 from api.container import Container
@@ -20,7 +22,9 @@ from api.dependencies import (
     provide_actor,
     provide_clock,
     provide_container,
+    provide_read_pool,
     provide_tokens,
+    wait_for_position,
 )
 from commands.identity import NewAccount
 from commands.sessions import IssuedSession
@@ -80,6 +84,13 @@ class SessionEntry(msgspec.Struct):
 
 class SignedOut(msgspec.Struct):
     sessions_ended: int
+
+
+class SecurityEvent(msgspec.Struct):
+    kind: str  # registered, signed_in, sign_in_failed, sign_in_paused, session_started, ...
+    detail: str | None  # device label, end reason or consent type; never health content
+    at: datetime
+    at_local: str
 
 
 class Me(msgspec.Struct):
@@ -161,6 +172,27 @@ class AccountController(Controller):
         return [SessionEntry(str(s.session_id), s.device_label, s.started_at, s.last_seen_at,
                              s.session_id == current)
                 for s in container.sessions.active(actor.account_id, at=now)]
+
+    @get("/me/security-events", summary="Recent activity on my account (newest first)",
+         dependencies={"actor": Provide(provide_actor),
+                       "read_pool": Provide(provide_read_pool, sync_to_thread=False)})
+    async def security_events(self, request: Request[Any, Any, State],
+                              actor: NamedDependency[Actor],
+                              read_pool: NamedDependency[AsyncConnectionPool],
+                              container: NamedDependency[Container],
+                              limit: FromQuery[Annotated[int, Parameter(ge=1, le=200)]] = 50,
+                              ) -> list[SecurityEvent]:
+        authorise(actor, Action.PROFILE_READ, PatientResource(actor.account_id))
+        await wait_for_position(request, read_pool, "security_events",
+                                container.settings.read_your_writes_timeout_ms)
+        zone = ZoneInfo(container.settings.clinic_timezone)
+        async with read_pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT kind, detail, at FROM views.security_events WHERE account_id = %s"
+                " ORDER BY at DESC, position DESC LIMIT %s", (actor.account_id, limit))
+            rows = await cur.fetchall()
+        return [SecurityEvent(kind, detail, at, at.astimezone(zone).isoformat())
+                for kind, detail, at in rows]
 
     @post("/me/sessions/sign-out-everywhere", status_code=200, sync_to_thread=True,
           summary="Sign out on every device", dependencies={"actor": Provide(provide_actor)})

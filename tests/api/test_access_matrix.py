@@ -33,6 +33,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/v1/me/sessions"):                          "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("POST", "/v1/me/sessions/sign-out-everywhere"):     "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("GET", "/v1/me"):                                   "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/v1/me/security-events"):                   "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("GET", "/v1/consent-texts/{consent_type}"):         "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("GET", "/v1/me/consents"):                          "A   Y   Y   N   N   N   N   N   N   N   N",
     ("POST", "/v1/me/consents"):                         "A   Y   Y   N   N   N   N   N   N   N   N",
