@@ -20,6 +20,7 @@ from api.container import Container
 from api.controllers.accounts import AccountController
 from api.controllers.consents import PatientConsentController, StaffConsentController
 from api.controllers.health import HealthController
+from api.controllers.second_factor import SecondFactorController
 from api.logs import request_id_middleware
 from api.problems import EXCEPTION_HANDLERS
 
@@ -52,8 +53,8 @@ def create_app(container: Container, token_secret: str,
             await pool.close()
 
     app = Litestar(
-        route_handlers=[HealthController, AccountController, PatientConsentController,
-                        StaffConsentController],
+        route_handlers=[HealthController, AccountController, SecondFactorController,
+                        PatientConsentController, StaffConsentController],
         lifespan=[read_pool],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

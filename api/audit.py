@@ -11,7 +11,7 @@ from uuid import UUID
 from commands.eventstore import CareApplication
 
 REDACTED = "[redacted]"
-_SECRET_PARTS = ("password", "secret", "token")
+_SECRET_PARTS = ("password", "secret", "token", "recovery")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from domain.errors import Unauthenticated
 from domain.identity import Role
 
 ISSUER = "carebridge"
+CHALLENGE_LIFETIME = timedelta(minutes=5)
 AUDIENCE = "carebridge-api"
 
 
@@ -65,6 +66,30 @@ class TokenService:
         }
         token = jwt.encode(claims, self._secret, algorithm="HS256")
         return IssuedToken(token, expires, int(self.lifetime.total_seconds()))
+
+    def issue_challenge(self, account_id: UUID, device_id: str, device_label: str,
+                        now: datetime) -> IssuedToken:
+        """A 5-minute token that proves the password was right, for the second-factor step."""
+        expires = now + CHALLENGE_LIFETIME
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(account_id), "typ": "mfa",
+                  "dev": device_id, "lbl": device_label, "iat": int(now.timestamp()),
+                  "exp": int(expires.timestamp()), "jti": uuid4().hex}
+        return IssuedToken(jwt.encode(claims, self._secret, algorithm="HS256"), expires,
+                           int(CHALLENGE_LIFETIME.total_seconds()))
+
+    def verify_challenge(self, token: str, now: datetime) -> tuple[UUID, str, str]:
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=AUDIENCE,
+                                issuer=ISSUER, options={"require": ["exp", "iat", "sub", "typ"],
+                                                        "verify_exp": False, "verify_iat": False})
+            if claims["typ"] != "mfa":
+                raise jwt.InvalidTokenError("not a challenge token")
+            account_id = UUID(claims["sub"])
+        except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
+            raise Unauthenticated("Sign in again: this sign-in step is not valid.") from None
+        if not int(claims["iat"]) - 30 <= now.timestamp() < int(claims["exp"]):
+            raise Unauthenticated("This sign-in step took too long. Please sign in again.")
+        return account_id, str(claims.get("dev", "unknown")), str(claims.get("lbl", "Device"))
 
     def verify(self, token: str, now: datetime) -> tuple[Actor, UUID]:
         """Checks signature, audience, issuer and type, and expiry against `now` (the same

@@ -38,7 +38,7 @@ class EmailAlreadyRegistered(Conflict):
 
 # One answer for every failed sign-in, so that nobody can learn whether an address is registered
 # or locked (OWASP API2: broken authentication).
-_BAD_CREDENTIALS = ("The email address or password is not correct, or sign-in is paused for a "
+BAD_CREDENTIALS = ("The email address or password is not correct, or sign-in is paused for a "
                     "while after several attempts. Check both, try again in 15 minutes, or reset "
                     "your password.")
 
@@ -133,15 +133,17 @@ class IdentityApplication(CareApplication):
             _verify(self.hasher, self._dummy_hash, password)
             if source is not None:
                 self.sources.record_failure(source, at)
-            raise Unauthenticated(_BAD_CREDENTIALS)
+            raise Unauthenticated(BAD_CREDENTIALS)
         if not _verify(self.hasher, account.password_hash, password):
             account.record_failed_sign_in(at=at)
             with contextlib.suppress(ConcurrentChange):  # a parallel failure was counted
                 self.save_all(account)
             if source is not None:
                 self.sources.record_failure(source, at)
-            raise Unauthenticated(_BAD_CREDENTIALS)
-        account.record_sign_in(by=f"{account.role}:{account.id}", at=at)
+            raise Unauthenticated(BAD_CREDENTIALS)
+        if not account.has_second_factor:
+            # With a second factor, the sign-in is recorded once the factor is verified.
+            account.record_sign_in(by=f"{account.role}:{account.id}", at=at)
         if self.hasher.check_needs_rehash(account.password_hash):
             account.rehash_password(self.hasher.hash(password), by="system", at=at)
         self.save_all(account)

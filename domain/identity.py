@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.aggregate import CareAggregate, topic
-from domain.errors import Rejections
+from domain.errors import Conflict, Rejections
 from domain.ids import stream_id
 
 
@@ -110,6 +110,10 @@ class Account(CareAggregate):
         self.lockouts = 0
         self.locked_until: datetime | None = None
         self.last_sign_in_at: datetime | None = None
+        self.totp_pending_secret: str | None = None
+        self.totp_secret: str | None = None
+        self.recovery_code_hashes: list[str] = []
+        self.last_totp_step = 0
 
     @property
     def display_name(self) -> str:
@@ -158,6 +162,58 @@ class Account(CareAggregate):
     @event("PasswordRehashed", topic=topic("identity", "Account.PasswordRehashed"))
     def _password_rehashed(self, password_hash: str, by: str, at: datetime) -> None:
         self.password_hash = password_hash
+
+
+    # ---- second factor (TOTP, RFC 6238, with one-time recovery codes) ----------------------
+
+    @property
+    def has_second_factor(self) -> bool:
+        return self.totp_secret is not None
+
+    def start_totp_enrolment(self, secret: str, by: str, at: datetime) -> None:
+        if self.has_second_factor:
+            raise Conflict("An authenticator app is already set up for this account.")
+        self._totp_enrolment_started(secret=secret, by=by, at=at)
+
+    @event("TotpEnrolmentStarted", topic=topic("identity", "Account.TotpEnrolmentStarted"))
+    def _totp_enrolment_started(self, secret: str, by: str, at: datetime) -> None:
+        self.totp_pending_secret = secret
+
+    def confirm_totp(self, step: int, recovery_code_hashes: list[str], by: str,
+                     at: datetime) -> None:
+        if self.totp_pending_secret is None:
+            raise Conflict("Start setting up the authenticator app first.")
+        self._totp_enabled(step=step, recovery_code_hashes=recovery_code_hashes, by=by, at=at)
+
+    @event("TotpEnabled", topic=topic("identity", "Account.TotpEnabled"))
+    def _totp_enabled(self, step: int, recovery_code_hashes: list[str], by: str,
+                      at: datetime) -> None:
+        self.totp_secret = self.totp_pending_secret
+        self.totp_pending_secret = None
+        self.recovery_code_hashes = list(recovery_code_hashes)
+        self.last_totp_step = step
+
+    def use_totp_step(self, step: int, by: str, at: datetime) -> bool:
+        """Accepts a verified code's time step once: a code seen before is refused (replay)."""
+        if step <= self.last_totp_step:
+            return False
+        self._second_factor_used(method="totp", step=step, code_hash=None, by=by, at=at)
+        return True
+
+    def use_recovery_code(self, code_hash: str, by: str, at: datetime) -> bool:
+        if code_hash not in self.recovery_code_hashes:
+            return False
+        self._second_factor_used(method="recovery_code", step=0, code_hash=code_hash, by=by,
+                                 at=at)
+        return True
+
+    @event("SecondFactorUsed", topic=topic("identity", "Account.SecondFactorUsed"))
+    def _second_factor_used(self, method: str, step: int, code_hash: str | None, by: str,
+                            at: datetime) -> None:
+        if method == "totp":
+            self.last_totp_step = step
+        elif code_hash in self.recovery_code_hashes:
+            self.recovery_code_hashes.remove(code_hash)
 
 
 class EmailClaim(CareAggregate):

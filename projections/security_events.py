@@ -21,6 +21,7 @@ _KINDS = {
     Account.SignedIn.TOPIC: "signed_in",  # type: ignore[attr-defined]
     Account.SignInFailed.TOPIC: "sign_in_failed",  # type: ignore[attr-defined]
     Account.LockedOut.TOPIC: "sign_in_paused",  # type: ignore[attr-defined]
+    Account.TotpEnabled.TOPIC: "second_factor_enabled",  # type: ignore[attr-defined]
     Session.Created.TOPIC: "session_started",  # type: ignore[attr-defined]
     Session.Ended.TOPIC: "session_ended",  # type: ignore[attr-defined]
     Consent.Given.TOPIC: "consent_given",  # type: ignore[attr-defined]

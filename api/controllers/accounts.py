@@ -27,6 +27,7 @@ from api.dependencies import (
     wait_for_position,
 )
 from commands.identity import NewAccount
+from commands.second_factor import SecondFactor
 from commands.sessions import IssuedSession
 from domain.access import Action, Actor, PatientResource, authorise
 from domain.errors import NotFound
@@ -56,6 +57,18 @@ class SignIn(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(max_length=1000)]
     device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "unknown"
     device_label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "Unnamed device"
+
+
+class SecondFactorRequired(msgspec.Struct):
+    second_factor_required: bool
+    challenge_token: str
+    challenge_expires_at: datetime
+    methods: list[str]
+
+
+class SecondFactorAnswer(msgspec.Struct, forbid_unknown_fields=True):
+    challenge_token: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    code: Annotated[str, msgspec.Meta(min_length=6, max_length=20)]
 
 
 class Refresh(msgspec.Struct, forbid_unknown_fields=True):
@@ -138,11 +151,27 @@ class AccountController(Controller):
           security=[])
     def login(self, request: Request[Any, Any, State], data: JSONBody[SignIn],
               container: NamedDependency[Container], tokens: NamedDependency[TokenService],
-              now: NamedDependency[datetime]) -> AccessToken:
+              now: NamedDependency[datetime]) -> AccessToken | SecondFactorRequired:
         source = request.client.host if request.client else None
         account = container.identity.authenticate(data.email, data.password, at=now,
                                                   source=source)
+        if account.has_second_factor:
+            challenge = tokens.issue_challenge(account.id, data.device_id, data.device_label, now)
+            return SecondFactorRequired(True, challenge.token, challenge.expires_at,
+                                        ["totp", "recovery_code"])
         session = container.sessions.start(account, data.device_id, data.device_label, at=now)
+        actor = Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
+        return _tokens(tokens, actor, session, now)
+
+    @post("/auth/second-factor", status_code=200, sync_to_thread=True, security=[],
+          summary="Finish signing in with an authenticator code or a recovery code")
+    def second_factor(self, data: JSONBody[SecondFactorAnswer],
+                      container: NamedDependency[Container],
+                      tokens: NamedDependency[TokenService],
+                      now: NamedDependency[datetime]) -> AccessToken:
+        account_id, device_id, device_label = tokens.verify_challenge(data.challenge_token, now)
+        account = SecondFactor(container.identity).verify(account_id, data.code, at=now)
+        session = container.sessions.start(account, device_id, device_label, at=now)
         actor = Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
         return _tokens(tokens, actor, session, now)
 

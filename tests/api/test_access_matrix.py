@@ -14,13 +14,14 @@ import pytest
 
 from tests.api.support import CURRENT_VERSION, PASSWORD, assert_problem, auth, give
 
-OK, SIGN_IN, DENY = "2xx", 401, 403
-CODES = {"Y": OK, "A": SIGN_IN, "N": DENY}
+OK, SIGN_IN, DENY, REFUSED_INPUT = "2xx", 401, 403, 422
+CODES = {"Y": OK, "A": SIGN_IN, "N": DENY, "V": REFUSED_INPUT}
 STAFF = ("doctor", "nurse", "reception", "prescription_coordinator", "care_manager", "support",
          "clinic_admin", "auditor")
 CALLERS = ("anonymous", "patient_own", "patient_other", *STAFF)
 
 # Y: allowed (2xx)   A: must sign in first (401)   N: denied (403)
+# V: allowed, and the deliberately wrong input is refused (422)
 # patient_own is Ada, whose id fills {patient_id}; patient_other is Bob, another patient.
 #                                                       anon own oth doc nur rec pre car sup adm aud
 MATRIX: dict[tuple[str, str], str] = {
@@ -34,6 +35,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/v1/me/sessions/sign-out-everywhere"):     "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("GET", "/v1/me"):                                   "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("GET", "/v1/me/security-events"):                   "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("POST", "/v1/auth/second-factor"):                  "A   A   A   A   A   A   A   A   A   A   A",
+    ("POST", "/v1/me/second-factor/totp"):               "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("POST", "/v1/me/second-factor/totp/confirm"):       "A   V   V   V   V   V   V   V   V   V   V",
     ("GET", "/v1/consent-texts/{consent_type}"):         "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("GET", "/v1/me/consents"):                          "A   Y   Y   N   N   N   N   N   N   N   N",
     ("POST", "/v1/me/consents"):                         "A   Y   Y   N   N   N   N   N   N   N   N",
@@ -85,6 +89,11 @@ class Requests:
                                   "given_name": "New", "family_name": "Patient",
                                   "date_of_birth": "1980-01-01"},
             "/v1/auth/login": {"email": self.login_email, "password": PASSWORD},
+            # A made-up challenge: refused whoever sends it.
+            "/v1/auth/second-factor": {"challenge_token": "made-up", "code": "123456"},
+            # Never a valid authenticator code (not digits): the caller gets past access control
+            # to the input check.
+            "/v1/me/second-factor/totp/confirm": {"code": "abcdef"},
             "/v1/me/consents": {"consent_type": "telemedicine", "text_version": CURRENT_VERSION},
             "/v1/me/consents/{consent_type}/withdraw": {"reason": None},
             "/v1/staff/consent-texts/{consent_type}": {

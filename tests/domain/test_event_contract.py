@@ -72,6 +72,9 @@ def all_kinds_of_event() -> list[Any]:
         account.record_failed_sign_in(at=next_hour())
     account.record_sign_in(by=f"patient:{ADA}", at=next_hour())
     account.rehash_password("$argon2id$h2", by="system", at=next_hour())
+    account.start_totp_enrolment("JBSWY3DPEHPK3PXP", by=f"patient:{ADA}", at=next_hour())
+    account.confirm_totp(1, ["hash-of-a-recovery-code"], by=f"patient:{ADA}", at=next_hour())
+    account.use_totp_step(2, by=f"patient:{ADA}", at=next_hour())
     claim = EmailClaim.claim("ada@example.com", account.id, by="self", at=next_hour())
     started = next_hour()
     session = Session(account_id=account.id, device_id="phone-1", device_label="Ada's phone",
