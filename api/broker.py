@@ -15,7 +15,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from api.settings import Settings
-from commands.housekeeping import IDEMPOTENCY_RETENTION_HOURS, purge_expired_idempotency_keys
+from commands.housekeeping import purge_expired_idempotency_keys
 
 log = logging.getLogger("carebridge.worker")
 
@@ -69,5 +69,3 @@ class InProcessWorker:
         self._stop.set()
         self.worker.stop(timeout=5000)
 
-
-__all__ = ["IDEMPOTENCY_RETENTION_HOURS", "InProcessWorker", "Tasks", "create_broker"]

@@ -16,6 +16,7 @@ from api.settings import Settings
 from commands.consents import ConsentsApplication
 from commands.eventstore import CareApplication, CareFactory, EventStoreSettings
 from commands.identity import IdentityApplication
+from commands.second_factor import SecondFactor
 from commands.sessions import Sessions
 from projections.base import Projection
 from projections.consents import ConsentViews
@@ -69,6 +70,8 @@ class Container:
     encryption_key: str
     applications: dict[str, CareApplication] = field(default_factory=dict)
     runners: list[ProjectionRunner] = field(default_factory=list)
+    sessions: Sessions = field(init=False)
+    second_factor: SecondFactor = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = EventStoreSettings(self.database.url, self.encryption_key,
@@ -76,6 +79,10 @@ class Container:
                                         max_overflow=self.settings.db_pool_max_overflow)
         for app_class in APPLICATIONS:
             self.applications[app_class.name] = _construct(app_class, self.store, self.settings)
+        self.sessions = Sessions(self.identity,
+                                 timedelta(minutes=self.settings.session_inactivity_minutes),
+                                 timedelta(hours=self.settings.session_lifetime_hours))
+        self.second_factor = SecondFactor(self.identity)
         self.runners = [
             ProjectionRunner(p(), self.applications, self.database.url,
                              self.settings.projection_batch_size)
@@ -86,10 +93,6 @@ class Container:
     def identity(self) -> IdentityApplication:
         return self.applications["identity"]  # type: ignore[return-value]
 
-    @property
-    def sessions(self) -> Sessions:
-        return Sessions(self.identity, timedelta(minutes=self.settings.session_inactivity_minutes),
-                        timedelta(hours=self.settings.session_lifetime_hours))
 
     @property
     def consents(self) -> ConsentsApplication:

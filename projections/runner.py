@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -260,21 +259,3 @@ def ensure_tables(conn: psycopg.Connection[Any], projection: Projection) -> None
         cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(TABLE_OWNER)))
         projection.create(cur, Tables(projection.schema))
         ensure_tracking(cur, projection, projection.name)
-
-
-def wait_until(conn: psycopg.Connection[Any], projection: str, application: str, position: int,
-               timeout: float) -> bool:
-    """Blocks until `projection` has applied `application`'s log up to `position`."""
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        row = conn.execute(
-            f"SELECT position FROM {TRACKING} WHERE projection = %s AND application = %s",
-            (projection, application),
-        ).fetchone()
-        if row is not None and row[0] >= position:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)

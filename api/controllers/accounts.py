@@ -27,7 +27,6 @@ from api.dependencies import (
     wait_for_position,
 )
 from commands.identity import NewAccount
-from commands.second_factor import SecondFactor
 from commands.sessions import IssuedSession
 from domain.access import Action, Actor, PatientResource, authorise
 from domain.errors import NotFound
@@ -170,7 +169,7 @@ class AccountController(Controller):
                       tokens: NamedDependency[TokenService],
                       now: NamedDependency[datetime]) -> AccessToken:
         account_id, device_id, device_label = tokens.verify_challenge(data.challenge_token, now)
-        account = SecondFactor(container.identity).verify(account_id, data.code, at=now)
+        account = container.second_factor.verify(account_id, data.code, at=now)
         session = container.sessions.start(account, device_id, device_label, at=now)
         actor = Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
         return _tokens(tokens, actor, session, now)

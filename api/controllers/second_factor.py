@@ -12,7 +12,6 @@ from litestar.params import JSONBody
 
 from api.container import Container
 from api.dependencies import provide_actor, provide_clock, provide_container
-from commands.second_factor import SecondFactor
 from domain.access import Action, Actor, PatientResource, authorise
 
 
@@ -44,7 +43,7 @@ class SecondFactorController(Controller):
     def begin(self, actor: NamedDependency[Actor], container: NamedDependency[Container],
               now: NamedDependency[datetime]) -> TotpEnrolment:
         authorise(actor, Action.PROFILE_READ, PatientResource(actor.account_id))
-        enrolment = SecondFactor(container.identity).begin_totp(actor, at=now)
+        enrolment = container.second_factor.begin_totp(actor, at=now)
         return TotpEnrolment(enrolment.otpauth_uri, enrolment.secret, enrolment.qr_svg)
 
     @post("/totp/confirm", status_code=200, sync_to_thread=True,
@@ -53,5 +52,5 @@ class SecondFactorController(Controller):
                 container: NamedDependency[Container],
                 now: NamedDependency[datetime]) -> RecoveryCodes:
         authorise(actor, Action.PROFILE_READ, PatientResource(actor.account_id))
-        return RecoveryCodes(SecondFactor(container.identity).confirm_totp(actor, data.code,
+        return RecoveryCodes(container.second_factor.confirm_totp(actor, data.code,
                                                                            at=now))
