@@ -58,9 +58,10 @@ async def provide_actor(request: Request[Any, Any, Any], state: State) -> Actor:
                                 now, touch=False)
         raise
     async with state.read_pool.connection() as conn:
-        await check_session(conn, session_id, actor.account_id, inactivity, now)
+        verified_at = await check_session(conn, session_id, actor.account_id, inactivity, now)
     request.scope["state"]["actor"] = actor.ref
     request.scope["state"]["session_id"] = session_id
+    request.scope["state"]["verified_at"] = verified_at
     return actor
 
 

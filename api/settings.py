@@ -57,6 +57,10 @@ class Settings(BaseSettings):
                                             "unused for this long ends (patients' default).")
     session_lifetime_hours: int = Field(12, ge=1, le=24 * 30, description="A session ends "
                                         "this long after sign-in, however active.")
+    step_up_minutes: int = Field(10, ge=1, le=60, description="How long a second-factor "
+                                 "verification on a session lets sensitive actions through "
+                                 "(opening records, downloads, prescription requests, "
+                                 "changing contact details).")
     clinic_timezone: str = Field("Europe/London", description="Zone in which times are shown "
                                  "when a clinic has none of its own.")
     db_pool_size: int = Field(4, ge=1, description="Connections kept open per process.")

@@ -57,16 +57,32 @@ class Sessions:
         self.lifetime = lifetime
         self.datastore = app.factory.datastore  # type: ignore[attr-defined]
 
-    def start(self, account: Account, device_id: str, device_label: str, at: datetime) -> IssuedSession:
+    def start(self, account: Account, device_id: str, device_label: str, at: datetime,
+              verified_by: str | None = None) -> IssuedSession:
+        """Starts a session; `verified_by` names the second factor proved while signing in
+        (which counts as a fresh verification for step-up)."""
         secret = secrets.token_urlsafe(32)
+        by = f"{account.role}:{account.id}"
         session = Session(account_id=account.id, device_id=device_id, device_label=device_label,
                           refresh_sha256=token_hash(secret), ends_at=at + self.lifetime,
-                          by=f"{account.role}:{account.id}", at=at)
+                          by=by, at=at)
+        if verified_by is not None:
+            session.verify(verified_by, by=by, at=at)
         self.app.save_all(session, also=[Statement(
             f"INSERT INTO {ACTIVITY} (session_id, account_id, device_label, started_at,"
-            " last_seen_at, ends_at) VALUES (%s, %s, %s, %s, %s, %s)",
-            (session.id, account.id, device_label, at, at, session.ends_at))])
+            " last_seen_at, ends_at, verified_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (session.id, account.id, device_label, at, at, session.ends_at,
+             session.verified_at))])
         return IssuedSession(session.id, f"{session.id}.{secret}", session.ends_at)
+
+    def verified(self, actor: Actor, session_id: UUID, method: str, at: datetime) -> None:
+        """Records that the signed-in person just proved a second factor (step-up)."""
+        session = self._session(str(session_id))
+        if session.account_id != actor.account_id:
+            raise Forbidden("You can only verify your own session.")
+        session.verify(method, by=actor.ref, at=at)
+        self.app.save_all(session, also=[Statement(
+            f"UPDATE {ACTIVITY} SET verified_at = %s WHERE session_id = %s", (at, session.id))])
 
     def refresh(self, refresh_token: str, at: datetime) -> tuple[Session, IssuedSession]:
         session_id, _, secret = refresh_token.partition(".")
@@ -129,19 +145,21 @@ class Sessions:
 
 
 async def check_session(conn: psycopg.AsyncConnection[Any], session_id: UUID, account_id: UUID,
-                        inactivity: timedelta, at: datetime, touch: bool = True) -> None:
+                        inactivity: timedelta, at: datetime,
+                        touch: bool = True) -> datetime | None:
     """The per-request check behind every access token: the session is live and recently used.
+    Returns when the session last proved a second factor (for step-up), if ever.
 
     A session idle for longer than the inactivity limit is refused here; the event that ends
     it is recorded when its refresh token is next presented.
     """
     cur = await conn.execute(
-        f"SELECT account_id, last_seen_at, ends_at, ended_reason FROM {ACTIVITY}"
+        f"SELECT account_id, last_seen_at, ends_at, ended_reason, verified_at FROM {ACTIVITY}"
         " WHERE session_id = %s", (session_id,), prepare=True)
     row = await cur.fetchone()
     if row is None or row[0] != account_id:
         raise SessionEnded(_INVALID)
-    _, last_seen, ends_at, ended_reason = row
+    _, last_seen, ends_at, ended_reason, verified_at = row
     if ended_reason is not None:
         raise SessionEnded(ended_message(EndReason(ended_reason)))
     if at >= ends_at:
@@ -155,3 +173,4 @@ async def check_session(conn: psycopg.AsyncConnection[Any], session_id: UUID, ac
             await conn.execute(
                 f"UPDATE {ACTIVITY} SET last_seen_at = %s WHERE session_id = %s AND"
                 " last_seen_at < %s", (at, session_id, at))
+    return verified_at

@@ -21,7 +21,11 @@ class Action(StrEnum):
     CONSENT_READ = "consent.read"
     PATIENT_CONSENTS_READ = "patient.consents.read"  # staff reading a patient's consents
     CONSENT_TEXT_PUBLISH = "consent_text.publish"
-    PROFILE_READ = "profile.read"
+    PROFILE_READ = "profile.read"  # one's own account, sessions, activity and profile
+    PROFILE_UPDATE = "profile.update"  # a patient changing their own profile
+    PATIENT_PROFILE_READ = "patient.profile.read"  # staff reading a patient's profile
+    FEATURE_FLAGS_READ = "feature_flags.read"
+    FEATURE_FLAGS_MANAGE = "feature_flags.manage"
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class PatientResource:
 
 
 _OWN_PATIENT_ACTIONS = {Action.CONSENT_GIVE, Action.CONSENT_WITHDRAW, Action.CONSENT_READ,
-                        Action.PROFILE_READ}
+                        Action.PROFILE_READ, Action.PROFILE_UPDATE}
 _STAFF_READ_CONSENT = CLINICAL_ROLES | {Role.CLINIC_ADMIN}
 
 
@@ -65,6 +69,12 @@ def is_allowed(actor: Actor, action: Action, resource: PatientResource | None = 
     if action == Action.PATIENT_CONSENTS_READ:
         return actor.role in _STAFF_READ_CONSENT and resource is not None
     if action == Action.CONSENT_TEXT_PUBLISH:
+        return actor.role == Role.CLINIC_ADMIN
+    if action == Action.PATIENT_PROFILE_READ:
+        # Contact details are not clinical: reception needs them as much as clinicians do.
+        return (actor.role in CLINICAL_ROLES | {Role.RECEPTION, Role.CLINIC_ADMIN}
+                and resource is not None)
+    if action in (Action.FEATURE_FLAGS_READ, Action.FEATURE_FLAGS_MANAGE):
         return actor.role == Role.CLINIC_ADMIN
     if action == Action.PROFILE_READ:
         return resource is not None and resource.patient_id == actor.account_id

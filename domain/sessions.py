@@ -68,6 +68,7 @@ class Session(CareAggregate):
         self.ends_at = ends_at
         self.last_active_at = at
         self.ended_reason: str | None = None
+        self.verified_at: datetime | None = None
 
     @property
     def is_active(self) -> bool:
@@ -98,6 +99,17 @@ class Session(CareAggregate):
         self.spent.append(self.refresh_sha256)
         self.refresh_sha256 = refresh_sha256
         self.last_active_at = at
+
+    def verify(self, method: str, by: str, at: datetime) -> None:
+        """The account holder proved a second factor on this session (at sign-in, or to step
+        up before a sensitive action)."""
+        if not self.is_active:
+            raise SessionEnded(_ENDED_MESSAGES[EndReason(self.ended_reason or "signed_out")])
+        self._verified(method=method, by=by, at=at)
+
+    @event("Verified", topic=topic("identity", "Session.SecondFactorVerified"))
+    def _verified(self, method: str, by: str, at: datetime) -> None:
+        self.verified_at = at
 
     def end(self, reason: EndReason, by: str, at: datetime) -> bool:
         if not self.is_active:
