@@ -164,6 +164,12 @@ class IdentityApplication(CareApplication):
             return None
         return Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
 
+    def account_by_email(self, email: str) -> Account | None:
+        """The account registered with this address, if any. Callers must not reveal the
+        answer to the person asking (that would let them probe who has an account)."""
+        claim = self._claim(email)
+        return self.find_account(claim.account_id) if claim is not None else None
+
     def _claim(self, email: str) -> EmailClaim | None:
         try:
             return self.repository.get(email_claim_id(email))
