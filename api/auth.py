@@ -8,7 +8,7 @@ policy allows: the policy decides, the token only says who is asking.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,7 +16,7 @@ import jwt
 from litestar import Request
 
 from domain.access import Actor
-from domain.errors import Unauthenticated
+from domain.errors import FieldError, InvalidInput, Unauthenticated
 from domain.identity import Role
 
 ISSUER = "carebridge"
@@ -91,6 +91,42 @@ class TokenService:
             raise Unauthenticated("This sign-in step took too long. Please sign in again.")
         return account_id, str(claims.get("dev", "unknown")), str(claims.get("lbl", "Device"))
 
+    def issue_ceremony(self, purpose: str, challenge: str, now: datetime,
+                       account_id: UUID | None = None,
+                       session_id: UUID | None = None) -> IssuedToken:
+        """A 5-minute token that carries a passkey ceremony's challenge (base64url) and whom
+        it is for, so that the server keeps no state between options and answer. Each
+        purpose (register, sign-in, step-up) is a token type of its own."""
+        expires = now + CHALLENGE_LIFETIME
+        claims: dict[str, Any] = {
+            "iss": ISSUER, "aud": AUDIENCE, "typ": f"webauthn-{purpose}", "chl": challenge,
+            "iat": int(now.timestamp()), "exp": int(expires.timestamp()), "jti": uuid4().hex}
+        if account_id is not None:
+            claims["sub"] = str(account_id)
+        if session_id is not None:
+            claims["sid"] = str(session_id)
+        return IssuedToken(jwt.encode(claims, self._secret, algorithm="HS256"), expires,
+                           int(CHALLENGE_LIFETIME.total_seconds()))
+
+    def verify_ceremony(self, token: str, purpose: str, now: datetime) -> Ceremony:
+        """The ceremony a token from `issue_ceremony` stands for, if it is authentic, of this
+        purpose and unexpired; otherwise a 422 naming `options_token`."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=AUDIENCE,
+                                issuer=ISSUER, options={"require": ["exp", "iat", "typ", "chl"],
+                                                        "verify_exp": False, "verify_iat": False})
+            if claims["typ"] != f"webauthn-{purpose}" or not isinstance(claims["chl"], str):
+                raise jwt.InvalidTokenError("not a ceremony token of this purpose")
+            ceremony = Ceremony(
+                claims["chl"], datetime.fromtimestamp(int(claims["exp"]), UTC),
+                UUID(claims["sub"]) if "sub" in claims else None,
+                UUID(claims["sid"]) if "sid" in claims else None)
+        except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
+            raise _ceremony_refused() from None
+        if not int(claims["iat"]) - 30 <= now.timestamp() < int(claims["exp"]):
+            raise _ceremony_refused()
+        return ceremony
+
     def verify(self, token: str, now: datetime) -> tuple[Actor, UUID]:
         """Checks signature, audience, issuer and type, and expiry against `now` (the same
         clock that issued it, so that tests can move time)."""
@@ -110,6 +146,22 @@ class TokenService:
         if not int(claims["iat"]) - 30 <= now.timestamp() < int(claims["exp"]):
             raise AccessTokenExpired(actor, session_id)
         return actor, session_id
+
+
+@dataclass(frozen=True)
+class Ceremony:
+    """What a passkey options token vouches for."""
+
+    challenge: str  # base64url, as the authenticator echoes it in clientDataJSON
+    expires_at: datetime
+    account_id: UUID | None
+    session_id: UUID | None
+
+
+def _ceremony_refused() -> InvalidInput:
+    return InvalidInput([FieldError(
+        "options_token", "These passkey options have expired or are not valid. Ask for new "
+        "options and try again.")])
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str:

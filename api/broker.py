@@ -15,7 +15,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from api.settings import Settings
-from commands.housekeeping import purge_expired_idempotency_keys
+from commands.housekeeping import purge_expired_idempotency_keys, purge_spent_webauthn_challenges
 
 log = logging.getLogger("carebridge.worker")
 
@@ -44,6 +44,14 @@ class Tasks:
             purge, actor_name="purge_idempotency_keys", queue_name="housekeeping",
             priority=0, broker=broker, options={"max_retries": 3})
 
+        def purge_challenges() -> None:
+            removed = purge_spent_webauthn_challenges(database_url)
+            log.info("purged %d expired passkey challenges", removed)
+
+        self.purge_webauthn_challenges: dramatiq.Actor[[], None] = dramatiq.Actor(
+            purge_challenges, actor_name="purge_webauthn_challenges", queue_name="housekeeping",
+            priority=0, broker=broker, options={"max_retries": 3})
+
 
 class InProcessWorker:
     """A dramatiq worker in this process plus a timer that enqueues periodic housekeeping."""
@@ -53,7 +61,8 @@ class InProcessWorker:
         self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=1000)
         self._stop = threading.Event()
         self._every = every_seconds
-        self._periodic: list[Callable[[], Any]] = [tasks.purge_idempotency_keys.send]
+        self._periodic: list[Callable[[], Any]] = [tasks.purge_idempotency_keys.send,
+                                                   tasks.purge_webauthn_challenges.send]
         self._timer = threading.Thread(target=self._tick, name="housekeeping", daemon=True)
 
     def start(self) -> None:
