@@ -28,6 +28,7 @@ from api.dependencies import (
     provide_read_pool,
     wait_for_position,
 )
+from commands.care import read_relationship
 from domain.access import Action, Actor, PatientResource, authorise
 from domain.consents import CONSENT_LABELS, ConsentType
 from domain.errors import NotFound
@@ -229,8 +230,11 @@ class StaffConsentController(Controller):
                                patient_id: FromPath[UUID], actor: NamedDependency[Actor],
                                read_pool: NamedDependency[AsyncConnectionPool],
                                container: NamedDependency[Container],
-                               zone: NamedDependency[ZoneInfo]) -> list[ConsentState]:
-        authorise(actor, Action.PATIENT_CONSENTS_READ, PatientResource(patient_id))
+                               zone: NamedDependency[ZoneInfo],
+                               now: NamedDependency[datetime]) -> list[ConsentState]:
+        async with read_pool.connection() as conn:
+            relationship = await read_relationship(conn, actor, patient_id, now)
+        authorise(actor, Action.PATIENT_CONSENTS_READ, PatientResource(patient_id, relationship))
         await _caught_up(request, read_pool, container)
         return await _states(read_pool, patient_id, zone)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api.care_support import in_care_team
 from tests.api.support import assert_problem, auth, field_names
 
 PROJECTED_READS = ["/v1/me/consents", "/v1/me/consents/history",
@@ -12,8 +13,9 @@ PROJECTED_READS = ["/v1/me/consents", "/v1/me/consents/history",
 
 @pytest.mark.parametrize("path", PROJECTED_READS)
 def test_every_projected_read_checks_the_position_it_is_asked_to_wait_for(
-        client, sign_up, staff_member, path):
+        client, container, clock, sign_up, staff_member, path):
     ada, nurse = sign_up(), staff_member("nurse")
+    in_care_team(container, clock, ada["account_id"], nurse["account_id"])
     reader = nurse if "/staff/" in path else ada
     response = client.get(path.format(patient_id=ada["account_id"]),
                           headers=auth(reader) | {"CareBridge-Wait-For": "soon please"})

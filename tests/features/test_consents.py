@@ -8,6 +8,7 @@ import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from domain.consents import CONSENT_LABELS, ConsentType
+from tests.api.care_support import in_care_team
 from tests.api.support import CURRENT_VERSION, assert_problem, auth, consent_of, give, read, withdraw
 
 scenarios("consents.feature")
@@ -101,8 +102,10 @@ def told_text_changed(scene, version):
 
 
 @then(parsers.parse('a nurse sees that Ada\'s consent to "{label}" is "{words}"'))
-def nurse_sees(client, staff_member, scene, label, words):
-    response = read(client, staff_member("nurse"),
+def nurse_sees(client, container, clock, staff_member, scene, label, words):
+    nurse = staff_member("nurse")
+    in_care_team(container, clock, scene["ada"]["account_id"], nurse["account_id"])
+    response = read(client, nurse,
                     f"/v1/staff/patients/{scene['ada']['account_id']}/consents",
                     after=scene["last_write"])
     assert response.status_code == 200, response.text
