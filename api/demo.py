@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime
 
 from api.container import Container
 from commands.identity import EmailAlreadyRegistered, NewAccount
+from domain.errors import ConcurrentChange
+from domain.feature_flags import Feature, rule_key
 from domain.identity import Role
 
 DEMO_PASSWORD = "demo-clinic-2026"
@@ -43,4 +45,35 @@ def load_demo(container: Container) -> str:
             container.identity.register_patient(
                 NewAccount(email, DEMO_PASSWORD, given, family, born), at=now)
         lines.append(f"  {'patient':<25} {email}")
+    lines += ["", _roll_out_features(container, now)]
     return "\n".join(lines)
+
+
+# A staged rollout at every demo clinic: (feature, percentage of patients, named patients).
+ROLLOUT = [
+    (Feature.TELEMEDICINE, 100, []),
+    (Feature.PRESCRIPTIONS, 100, []),
+    (Feature.MESSAGING, 50, []),
+    (Feature.RECORDS, 0, ["ada@patients.demo", "grace@patients.demo"]),
+]
+
+
+def _roll_out_features(container: Container, now: datetime) -> str:
+    """Sets the demo's rules where a clinic has none yet, as its administrator; rules changed
+    since are left as they are."""
+    identity, flags = container.identity, container.feature_flags
+    admin = identity.account_by_email("admin@carebridge.demo")
+    actor = identity.actor(admin.id) if admin is not None else None
+    if actor is None:
+        raise RuntimeError("the demo administrator must be created before the rollout")
+    for feature, percentage, emails in ROLLOUT:
+        named = [account.id for account in map(identity.account_by_email, emails) if account]
+        flag = flags.flag(feature)
+        for clinic_id in CLINICS:
+            if flag is None or rule_key(clinic_id, None) not in flag.rules:
+                with contextlib.suppress(ConcurrentChange):  # another process got there first
+                    flags.set_rule(actor, feature, clinic_id, None, percentage, named,
+                                   "demo: staged rollout", at=now)
+    return ("Feature rollout at every demo clinic: video consultations and repeat prescriptions "
+            "for everyone, secure messaging for half of patients, medical records for Ada and "
+            "Grace only (see GET /v1/admin/feature-flags as admin@carebridge.demo).")
