@@ -18,9 +18,14 @@ from psycopg_pool import AsyncConnectionPool
 from api.auth import TokenService
 from api.container import Container
 from api.controllers.accounts import AccountController
+from api.controllers.care import PatientCareController, ProxyController, StaffCareController
 from api.controllers.consents import PatientConsentController, StaffConsentController
+from api.controllers.feature_flags import FeatureFlagController, MyFeaturesController
 from api.controllers.health import HealthController
+from api.controllers.passkeys import PasskeyController
+from api.controllers.profiles import ProfileController, StaffProfileController
 from api.controllers.second_factor import SecondFactorController
+from api.controllers.verification import MyVerificationController, SignInCodeController
 from api.logs import request_id_middleware
 from api.problems import EXCEPTION_HANDLERS
 
@@ -53,8 +58,12 @@ def create_app(container: Container, token_secret: str,
             await pool.close()
 
     app = Litestar(
-        route_handlers=[HealthController, AccountController, SecondFactorController,
-                        PatientConsentController, StaffConsentController],
+        route_handlers=[HealthController, AccountController, SecondFactorController, PasskeyController,
+                        SignInCodeController, MyVerificationController,
+                        PatientConsentController, StaffConsentController,
+                        FeatureFlagController, MyFeaturesController,
+                        ProfileController, StaffProfileController,
+                        StaffCareController, ProxyController, PatientCareController],
         lifespan=[read_pool],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

@@ -97,6 +97,10 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
 
         click.echo(load_demo(container))
     container.start_projections()
+    container.start_outbox()
+    if not runtime.settings.smtp_host:
+        click.echo("Emails (confirmation links and sign-in codes) are written to "
+                   f"{runtime.settings.mail_log_path or runtime.settings.data_dir / 'mail.log'}")
     from api.broker import InProcessWorker, Tasks, create_broker
 
     broker = create_broker(runtime.settings)
@@ -138,16 +142,22 @@ def api_only(host: str | None, port: int | None) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run dramatiq workers (Redis when BROKER_URL is set) until interrupted."""
+    """Run dramatiq workers (Redis when BROKER_URL is set) and the outbox dispatcher (emails
+    and texts) until interrupted."""
     runtime = _runtime()
     from api.broker import InProcessWorker, Tasks, create_broker
+    from commands.outbox import OutboxDispatcher, senders_from
 
     broker = create_broker(runtime.settings)
     running = InProcessWorker(broker, Tasks(broker, runtime.database.url),
                               runtime.settings.worker_threads)
+    outbox = OutboxDispatcher(runtime.database.url,
+                              senders_from(runtime.settings, runtime.settings.data_dir))
     running.start()
+    outbox.start()
     click.echo(f"worker running with {runtime.settings.worker_threads} thread(s); Ctrl-C stops")
     _wait_for_signal()
+    outbox.stop()
     running.stop()
 
 

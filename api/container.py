@@ -13,11 +13,18 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from api.database import Database, apply_sql_migrations, enable_app_login, protect_event_tables
 from api.settings import Settings
+from commands.care import CareAccessApplication
 from commands.consents import ConsentsApplication
+from commands.email_links import EmailLinks
 from commands.eventstore import CareApplication, CareFactory, EventStoreSettings
+from commands.feature_flags import FeatureFlagsApplication
 from commands.identity import IdentityApplication
+from commands.outbox import OutboxDispatcher, senders_from
+from commands.passkeys import Passkeys, RelyingParty
+from commands.profiles import ProfilesApplication
 from commands.second_factor import SecondFactor
 from commands.sessions import Sessions
+from commands.sign_in import SignIn
 from projections.base import Projection
 from projections.consents import ConsentViews
 from projections.runner import ProjectionRunner, ensure_tables
@@ -25,7 +32,10 @@ from projections.security_events import SecurityEvents
 
 log = logging.getLogger("carebridge")
 
-APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, ConsentsApplication)
+# In construction order: an application comes after those it is given (profiles reads identity).
+APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, ConsentsApplication,
+                                                   ProfilesApplication, CareAccessApplication,
+                                                   FeatureFlagsApplication)
 PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents)
 
 
@@ -42,8 +52,9 @@ def migrate(settings: Settings, database: Database, encryption_key: str) -> list
     applied = apply_sql_migrations(database.owner_url)
     owner_store = EventStoreSettings(database.owner_url, encryption_key, pool_size=1,
                                      max_overflow=0, create_tables=True)
+    built: dict[str, CareApplication] = {}
     for app_class in APPLICATIONS:
-        _construct(app_class, owner_store, settings)
+        built[app_class.name] = _construct(app_class, owner_store, settings, built)
     CareFactory.close_shared_pools(owner_store.scope)
     protect_event_tables(database.owner_url, [a.name for a in APPLICATIONS])
     if database.embedded_dir is not None:
@@ -55,9 +66,14 @@ def migrate(settings: Settings, database: Database, encryption_key: str) -> list
 
 
 def _construct(app_class: type[CareApplication], store: EventStoreSettings,
-               settings: Settings) -> CareApplication:
+               settings: Settings, built: dict[str, CareApplication]) -> CareApplication:
     if app_class is IdentityApplication:
         return IdentityApplication(store, password_hasher(settings))
+    if app_class is ProfilesApplication:
+        return ProfilesApplication(store, built["identity"])  # type: ignore[arg-type]
+    if app_class is CareAccessApplication:
+        return CareAccessApplication(store, built["identity"],  # type: ignore[arg-type]
+                                     settings.break_glass_minutes)
     return app_class(store)
 
 
@@ -72,17 +88,30 @@ class Container:
     runners: list[ProjectionRunner] = field(default_factory=list)
     sessions: Sessions = field(init=False)
     second_factor: SecondFactor = field(init=False)
+    passkeys: Passkeys = field(init=False)
+    sign_in: SignIn = field(init=False)
+    email_links: EmailLinks = field(init=False)
+    outbox: OutboxDispatcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = EventStoreSettings(self.database.url, self.encryption_key,
                                         pool_size=self.settings.db_pool_size,
                                         max_overflow=self.settings.db_pool_max_overflow)
         for app_class in APPLICATIONS:
-            self.applications[app_class.name] = _construct(app_class, self.store, self.settings)
+            self.applications[app_class.name] = _construct(app_class, self.store, self.settings,
+                                                           self.applications)
         self.sessions = Sessions(self.identity,
                                  timedelta(minutes=self.settings.session_inactivity_minutes),
                                  timedelta(hours=self.settings.session_lifetime_hours))
         self.second_factor = SecondFactor(self.identity)
+        self.passkeys = Passkeys(self.identity, RelyingParty(
+            self.settings.webauthn_rp_id, self.settings.webauthn_rp_name,
+            list(self.settings.webauthn_origins)))
+        self.sign_in = SignIn(self.identity, self.sessions, self.second_factor, self.settings,
+                              has_passkeys=self.passkeys.has_passkeys)
+        self.email_links = EmailLinks(self.identity, self.sessions, self.settings)
+        self.outbox = OutboxDispatcher(self.database.url,
+                                       senders_from(self.settings, self.settings.data_dir))
         self.runners = [
             ProjectionRunner(p(), self.applications, self.database.url,
                              self.settings.projection_batch_size)
@@ -98,6 +127,18 @@ class Container:
     def consents(self) -> ConsentsApplication:
         return self.applications["consents"]  # type: ignore[return-value]
 
+    @property
+    def feature_flags(self) -> FeatureFlagsApplication:
+        return self.applications["feature_flags"]  # type: ignore[return-value]
+
+    @property
+    def profiles(self) -> ProfilesApplication:
+        return self.applications["profiles"]  # type: ignore[return-value]
+
+    @property
+    def care(self) -> CareAccessApplication:
+        return self.applications["care"]  # type: ignore[return-value]
+
     def runner(self, name: str) -> ProjectionRunner:
         for runner in self.runners:
             if runner.projection.name == name:
@@ -109,7 +150,12 @@ class Container:
         for runner in self.runners:
             runner.start()
 
+    def start_outbox(self) -> None:
+        """Sends queued emails and texts from this process (`serve` and `worker` do)."""
+        self.outbox.start()
+
     def close(self) -> None:
+        self.outbox.stop()
         for runner in self.runners:
             runner.stop()
         CareFactory.close_shared_pools(self.store.scope)

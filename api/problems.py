@@ -30,6 +30,7 @@ from domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    TooManyRequests,
     Unauthenticated,
 )
 
@@ -44,6 +45,7 @@ _STATUS_BY_KIND: tuple[tuple[type[CareBridgeError], int], ...] = (
     (Conflict, 409),
     (Unauthenticated, 401),
     (Forbidden, 403),
+    (TooManyRequests, 429),
 )
 
 _HTTP_TITLES = {
@@ -94,6 +96,8 @@ def problem_response(request: Request[Any, Any, Any], status: int, code: str, ti
 def handle_domain_error(request: Request[Any, Any, Any], exc: CareBridgeError) -> Response[Problem]:
     status = next((s for kind, s in _STATUS_BY_KIND if isinstance(exc, kind)), 400)
     headers = {"WWW-Authenticate": 'Bearer realm="carebridge"'} if status == 401 else None
+    if isinstance(exc, TooManyRequests) and "retry_after" in exc.extensions:
+        headers = {"Retry-After": str(exc.extensions["retry_after"])}
     errors = exc.errors if isinstance(exc, InvalidInput) else None
     return problem_response(request, status, exc.code, exc.title, exc.detail, errors,
                             dict(exc.extensions), headers)

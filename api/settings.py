@@ -9,7 +9,7 @@ import base64
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,6 +61,18 @@ class Settings(BaseSettings):
                                  "verification on a session lets sensitive actions through "
                                  "(opening records, downloads, prescription requests, "
                                  "changing contact details).")
+    webauthn_rp_id: str = Field("localhost", min_length=1, description="Passkeys: the "
+                                "relying party id, the registrable domain the app's passkeys "
+                                "belong to (for example `carebridge.example`). Changing it "
+                                "makes every registered passkey unusable.")
+    webauthn_rp_name: str = Field("CareBridge", min_length=1, description="Passkeys: the "
+                                  "name a phone shows when it offers to save a passkey.")
+    webauthn_origins: list[str] = Field(
+        ["http://localhost:8000"], min_length=1, description="Passkeys: every origin a "
+        "passkey may be used from, as a JSON list. Web pages use their https origin; the "
+        "Android app uses its platform origin `android:apk-key-hash:<base64url SHA-256 of "
+        "the signing certificate>`; the iOS app uses the https origin of its associated "
+        "domain.")
     clinic_timezone: str = Field("Europe/London", description="Zone in which times are shown "
                                  "when a clinic has none of its own.")
     db_pool_size: int = Field(4, ge=1, description="Connections kept open per process.")
@@ -78,9 +90,46 @@ class Settings(BaseSettings):
                                        "projection transaction.")
     worker_threads: int = Field(2, ge=1, description="Threads of the in-process or "
                                 "`carebridge worker` dramatiq worker.")
+    break_glass_minutes: int = Field(60, ge=5, le=24 * 60, description="How long emergency "
+                                     "(break-glass) access to a patient outside the "
+                                     "clinician's care team lasts once opened.")
+    new_device_second_factor: bool = Field(
+        True, description="Signing in on a device that is not remembered needs a second "
+        "factor (an authenticator code, a passkey, or a code sent by email or SMS).")
+    remember_device_days: int = Field(30, ge=0, le=365, description="How long a device the "
+                                      "patient chose to remember skips the second factor (0: "
+                                      "never remember).")
+    one_time_code_minutes: int = Field(10, ge=1, le=60, description="How long a code sent by "
+                                       "email or SMS works.")
+    email_verification_hours: int = Field(24, ge=1, le=24 * 14, description="How long an "
+                                          "email confirmation link works.")
+    password_reset_minutes: int = Field(30, ge=5, le=24 * 60, description="How long a "
+                                        "password reset link works.")
+    app_link_base: str = Field("http://localhost:8000/app", description="Where links in "
+                               "emails point: the app's deep-link base (the app posts the "
+                               "token to the API).")
+    mail_from: str = Field("CareBridge <no-reply@carebridge.localhost>", description="Sender "
+                           "of emails.")
+    smtp_host: str | None = Field(None, description="SMTP server for email. Unset: emails "
+                                  "go to the local mail log (links and codes only).")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str | None = Field(None, description="SMTP user, if the server needs one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with "
+                                "STARTTLS.")
+    mail_log_path: Path | None = Field(None, description="Local mail log (one JSON line per "
+                                       "email: kind, account id and the link or code). "
+                                       "Default: mail.log in the data directory.")
+    sms_gateway_url: str | None = Field(None, description="HTTP endpoint of the SMS provider "
+                                        "(receives JSON {to, text, reference}). Unset: texts "
+                                        "go to the local SMS log.")
+    sms_gateway_token: SecretStr | None = Field(None, description="Bearer token for the SMS "
+                                                "gateway.")
+    sms_log_path: Path | None = Field(None, description="Local SMS log. Default: sms.log in "
+                                      "the data directory.")
 
     @field_validator("encryption_key", "token_secret", "database_url", "broker_url",
-                     "migration_database_url")
+                     "migration_database_url", "smtp_host", "sms_gateway_url")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -111,6 +160,7 @@ class Settings(BaseSettings):
                 ("CAREBRIDGE_ENCRYPTION_KEY", self.encryption_key),
                 ("CAREBRIDGE_TOKEN_SECRET", self.token_secret),
                 ("DATABASE_URL", self.database_url),
+                ("CAREBRIDGE_SMTP_HOST", self.smtp_host),
             )
             if not value
         ]

@@ -14,7 +14,13 @@ from typing import Any
 import msgspec
 from eventsourcing.postgres import PostgresDatastore
 
-from commands.eventstore import IDEMPOTENCY_TABLE, CareAggregate, CareApplication, IdempotencyRecord
+from commands.eventstore import (
+    IDEMPOTENCY_TABLE,
+    CareAggregate,
+    CareApplication,
+    IdempotencyRecord,
+    Statement,
+)
 from domain.errors import ConcurrentChange, Conflict
 
 MAX_KEY_LENGTH = 200
@@ -82,7 +88,10 @@ class IdempotencyStore:
         return previous if previous is not None else Outcome(result, None)
 
 
-Decision = Callable[[], tuple[dict[str, Any], list[CareAggregate]]]
+# A decision returns its result and the aggregates it touched, and optionally statements that
+# must commit with their events (an outbox message, a lookup-table row).
+Decision = Callable[[], tuple[dict[str, Any], list[CareAggregate]]
+                    | tuple[dict[str, Any], list[CareAggregate], list[Statement]]]
 
 
 def run_once(app: CareApplication, store: IdempotencyStore, key: IdempotencyKey | None,
@@ -90,7 +99,8 @@ def run_once(app: CareApplication, store: IdempotencyStore, key: IdempotencyKey 
     """Runs a decision at most once per key and saves what it touched in one transaction."""
     if key is not None and (previous := store.find(key)) is not None:
         return previous
-    decided, touched = decide()
+    decided, touched, *more = decide()
+    also: list[Statement] = more[0] if more else []
     pending = [a for a in touched if a.pending_events]
     result = {**decided, "changed": bool(pending)}
     record = None
@@ -99,7 +109,7 @@ def run_once(app: CareApplication, store: IdempotencyStore, key: IdempotencyKey 
     if not pending:
         return store.remember(key, result) if key is not None else Outcome(result, None)
     try:
-        position = app.save_all(*pending, idempotency=record)
+        position = app.save_all(*pending, idempotency=record, also=also)
     except ConcurrentChange:
         if key is not None and (previous := store.find(key)) is not None:
             return previous

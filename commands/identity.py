@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
@@ -13,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.eventstore import CareApplication, EventStoreSettings
+from commands.eventstore import CareApplication, EventStoreSettings, Statement
 from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_once
 from commands.sign_in_sources import SignInSources
 from domain.access import Actor
@@ -50,6 +51,9 @@ def _load_common_passwords() -> frozenset[str]:
 
 COMMON_PASSWORDS = _load_common_passwords()
 
+# What a new account's creation also writes, in the same transaction.
+Welcome = Callable[[Account, datetime], list[Statement]]
+
 
 @dataclass(frozen=True)
 class NewAccount:
@@ -73,7 +77,10 @@ class IdentityApplication(CareApplication):
         self._dummy_hash = self.hasher.hash(uuid4().hex)
 
     def register_patient(self, details: NewAccount, at: datetime,
-                         key: IdempotencyKey | None = None) -> Outcome:
+                         key: IdempotencyKey | None = None,
+                         welcome: Welcome | None = None) -> Outcome:
+        """Registers a patient; `welcome` adds what must be sent with the new account (the
+        email confirmation link) to the same transaction."""
         errors = Rejections()
         _check_names(details, errors)
         if details.date_of_birth is None:
@@ -84,7 +91,8 @@ class IdentityApplication(CareApplication):
         check_email(details.email, errors)
         check_password(details.password, details.email, COMMON_PASSWORDS, errors)
         errors.raise_if_any()
-        return self._register(details, Role.PATIENT, [], by="self", at=at, key=key)
+        return self._register(details, Role.PATIENT, [], by="self", at=at, key=key,
+                              welcome=welcome)
 
     def add_staff(self, details: NewAccount, role: Role, clinic_ids: list[str], by: str,
                   at: datetime) -> Outcome:
@@ -95,11 +103,12 @@ class IdentityApplication(CareApplication):
         if role not in STAFF_ROLES:
             errors.add("role", "Choose a staff role: " + ", ".join(sorted(STAFF_ROLES)) + ".")
         errors.raise_if_any()
-        return self._register(details, role, clinic_ids, by=by, at=at, key=None)
+        return self._register(details, role, clinic_ids, by=by, at=at, key=None,
+                              welcome=_vouched_by(by))
 
     def _register(self, details: NewAccount, role: Role, clinic_ids: list[str], by: str,
-                  at: datetime, key: IdempotencyKey | None) -> Outcome:
-        def decide() -> tuple[dict[str, Any], list[Any]]:
+                  at: datetime, key: IdempotencyKey | None, welcome: Welcome | None) -> Outcome:
+        def decide() -> tuple[dict[str, Any], list[Any], list[Statement]]:
             if self._claim(details.email) is not None:
                 raise _already_registered()
             account = Account(
@@ -115,7 +124,8 @@ class IdentityApplication(CareApplication):
                 at=at,
             )
             claim = EmailClaim.claim(details.email, account.id, by=by, at=at)
-            return {"account_id": str(account.id), "role": role.value}, [account, claim]
+            also = welcome(account, at) if welcome is not None else []
+            return {"account_id": str(account.id), "role": role.value}, [account, claim], also
 
         try:
             return run_once(self, self.idempotency, key, decide)
@@ -141,13 +151,15 @@ class IdentityApplication(CareApplication):
             if source is not None:
                 self.sources.record_failure(source, at)
             raise Unauthenticated(BAD_CREDENTIALS)
-        if not account.has_second_factor:
-            # With a second factor, the sign-in is recorded once the factor is verified.
-            account.record_sign_in(by=f"{account.role}:{account.id}", at=at)
+        # The sign-in itself is recorded when it completes (commands/sign_in.py), which may
+        # be after a second factor.
         if self.hasher.check_needs_rehash(account.password_hash):
             account.rehash_password(self.hasher.hash(password), by="system", at=at)
-        self.save_all(account)
+            self.save_all(account)
         return account
+
+    def password_matches(self, account: Account, password: str) -> bool:
+        return _verify(self.hasher, account.password_hash, password)
 
     def account(self, account_id: UUID) -> Account:
         return self.repository.get(account_id)
@@ -175,6 +187,16 @@ class IdentityApplication(CareApplication):
             return self.repository.get(email_claim_id(email))
         except AggregateNotFoundError:
             return None
+
+
+def _vouched_by(by: str) -> Welcome:
+    """Staff accounts are created by an administrator, who vouches for the address."""
+
+    def vouch(account: Account, at: datetime) -> list[Statement]:
+        account.confirm_email(by=by, at=at)
+        return []
+
+    return vouch
 
 
 def _check_names(details: NewAccount, errors: Rejections) -> None:

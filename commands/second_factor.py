@@ -12,14 +12,13 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID
 
 import pyotp
 import segno
 
-from commands.identity import BAD_CREDENTIALS, IdentityApplication
+from commands.identity import IdentityApplication
 from domain.access import Actor
-from domain.errors import FieldError, InvalidInput, Unauthenticated
+from domain.errors import FieldError, InvalidInput
 from domain.identity import Account
 
 ISSUER = "CareBridge"
@@ -73,20 +72,14 @@ class SecondFactor:
         self.app.save_all(account)
         return codes
 
-    def verify(self, account_id: UUID, code: str, at: datetime) -> Account:
-        """Completes a sign-in: a fresh authenticator code or an unused recovery code."""
-        account = self.app.account(account_id)
-        if account.is_locked(at) or account.totp_secret is None:
-            raise Unauthenticated(BAD_CREDENTIALS)
+    def check(self, account: Account, code: str, at: datetime) -> str | None:
+        """Which method this code proves, if it is a fresh authenticator code or an unused
+        recovery code (the account is changed, not saved); None otherwise."""
+        if account.totp_secret is None:
+            return None
         by = f"{account.role}:{account.id}"
         step = matching_step(account.totp_secret, code, at)
-        accepted = (account.use_totp_step(step, by=by, at=at) if step is not None
-                    else account.use_recovery_code(recovery_hash(code), by=by, at=at))
-        if not accepted:
-            account.record_failed_sign_in(at=at)
-            self.app.save_all(account)
-            raise Unauthenticated("That code is not valid, or was already used. Enter the "
-                                  "current code from your authenticator app, or a recovery code.")
-        account.record_sign_in(by=by, at=at)
-        self.app.save_all(account)
-        return account
+        if step is not None:
+            return "totp" if account.use_totp_step(step, by=by, at=at) else None
+        return "recovery_code" if account.use_recovery_code(recovery_hash(code), by=by,
+                                                             at=at) else None

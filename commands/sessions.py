@@ -61,6 +61,14 @@ class Sessions:
               verified_by: str | None = None) -> IssuedSession:
         """Starts a session; `verified_by` names the second factor proved while signing in
         (which counts as a fresh verification for step-up)."""
+        session, statement, issued = self.begin(account, device_id, device_label, at,
+                                                verified_by)
+        self.app.save_all(session, also=[statement])
+        return issued
+
+    def begin(self, account: Account, device_id: str, device_label: str, at: datetime,
+              verified_by: str | None = None) -> tuple[Session, Statement, IssuedSession]:
+        """A new session and its activity row, for the caller to save with other changes."""
         secret = secrets.token_urlsafe(32)
         by = f"{account.role}:{account.id}"
         session = Session(account_id=account.id, device_id=device_id, device_label=device_label,
@@ -68,12 +76,12 @@ class Sessions:
                           by=by, at=at)
         if verified_by is not None:
             session.verify(verified_by, by=by, at=at)
-        self.app.save_all(session, also=[Statement(
+        statement = Statement(
             f"INSERT INTO {ACTIVITY} (session_id, account_id, device_label, started_at,"
             " last_seen_at, ends_at, verified_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (session.id, account.id, device_label, at, at, session.ends_at,
-             session.verified_at))])
-        return IssuedSession(session.id, f"{session.id}.{secret}", session.ends_at)
+            (session.id, account.id, device_label, at, at, session.ends_at, session.verified_at))
+        return session, statement, IssuedSession(session.id, f"{session.id}.{secret}",
+                                                 session.ends_at)
 
     def verified(self, actor: Actor, session_id: UUID, method: str, at: datetime) -> None:
         """Records that the signed-in person just proved a second factor (step-up)."""
@@ -105,15 +113,22 @@ class Sessions:
         if session.end(reason, by=actor.ref, at=at):
             self.app.save_all(session, also=[self._ended_statement(session.id, reason)])
 
-    def end_all(self, actor: Actor, at: datetime) -> int:
-        """Signs the account out everywhere, in one transaction."""
-        sessions = [self._session(str(view.session_id))
-                    for view in self.active(actor.account_id, at)]
-        ended = [s for s in sessions if s.end(EndReason.SIGNED_OUT_EVERYWHERE, by=actor.ref, at=at)]
+    def end_all(self, actor: Actor, at: datetime, keep: UUID | None = None,
+                reason: EndReason = EndReason.SIGNED_OUT_EVERYWHERE) -> int:
+        """Signs the account out everywhere (except the session `keep`), in one transaction."""
+        ended, statements = self.ending_all(actor.account_id, actor.ref, at, keep, reason)
         if ended:
-            self.app.save_all(*ended, also=[
-                self._ended_statement(s.id, EndReason.SIGNED_OUT_EVERYWHERE) for s in ended])
+            self.app.save_all(*ended, also=statements)
         return len(ended)
+
+    def ending_all(self, account_id: UUID, by: str, at: datetime, keep: UUID | None,
+                   reason: EndReason) -> tuple[list[Session], list[Statement]]:
+        """Ends the account's live sessions (except `keep`) for the caller to save together
+        with the change that calls for it."""
+        sessions = [self._session(str(view.session_id))
+                    for view in self.active(account_id, at) if view.session_id != keep]
+        ended = [s for s in sessions if s.end(reason, by=by, at=at)]
+        return ended, [self._ended_statement(s.id, reason) for s in ended]
 
     def active(self, account_id: UUID, at: datetime) -> list[SessionView]:
         """Sessions still live at `at`: not ended, within their lifetime, recently used."""

@@ -69,6 +69,13 @@ class Forbidden(CareBridgeError):
     title = "You do not have access to this"
 
 
+class TooManyRequests(CareBridgeError):
+    """Asked too often; `retry_after` (seconds) says when to try again."""
+
+    code = "too-many-requests"
+    title = "Too many requests"
+
+
 @dataclass
 class Rejections:
     """Collects field errors so that a caller sees all of them, not just the first."""

@@ -25,6 +25,7 @@ class EndReason(StrEnum):
     REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105 - a reason, not a secret
     INACTIVITY = "inactivity"
     LIFETIME = "lifetime"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
 
 
 class SessionEnded(Unauthenticated):
@@ -35,6 +36,11 @@ class SessionEnded(Unauthenticated):
 class RefreshRefused(Unauthenticated):
     code = "refresh-refused"
     title = "Please sign in again"
+
+
+# How long after a rotation the app may present the token it just spent once more (its answer
+# was lost on the way): OAuth 2.0 Security BCP section 4.14.2 allows such a grace period.
+REFRESH_RETRY_GRACE = timedelta(seconds=30)
 
 
 def token_hash(token: str) -> str:
@@ -49,6 +55,8 @@ _ENDED_MESSAGES = {
     EndReason.INACTIVITY: "You were signed out after a period without activity. Please sign in "
     "again.",
     EndReason.LIFETIME: "Your session reached its maximum length. Please sign in again.",
+    EndReason.PASSWORD_CHANGED: "The password of this account was changed. Please sign in "
+    "again with the new password.",
 }
 
 
@@ -69,6 +77,8 @@ class Session(CareAggregate):
         self.last_active_at = at
         self.ended_reason: str | None = None
         self.verified_at: datetime | None = None
+        self.rotated_at = at
+        self.retried = False  # whether the latest rotation was a retry (allowed once)
 
     @property
     def is_active(self) -> bool:
@@ -80,6 +90,13 @@ class Session(CareAggregate):
         instead, when it did (the caller saves that, then refuses)."""
         if not self.is_active:
             raise SessionEnded(_ENDED_MESSAGES[EndReason(self.ended_reason or "signed_out")])
+        if self.is_retry(presented_sha256, at):
+            # The app sent the refresh again because the answer to its first try was lost
+            # (a dropped connection): rotate once more instead of calling it theft. Allowed
+            # once per rotation and for moments only, so a thief who replays it still loses
+            # the race against the real app, whose next refresh then ends the session.
+            self._retried(refresh_sha256=new_sha256, by=f"session:{self.id}", at=at)
+            return None
         if presented_sha256 in self.spent:
             self._ended(reason=EndReason.REFRESH_TOKEN_REUSED.value, by="system", at=at)
             return EndReason.REFRESH_TOKEN_REUSED
@@ -99,6 +116,20 @@ class Session(CareAggregate):
         self.spent.append(self.refresh_sha256)
         self.refresh_sha256 = refresh_sha256
         self.last_active_at = at
+        self.rotated_at = at
+        self.retried = False
+
+    def is_retry(self, presented_sha256: str, at: datetime) -> bool:
+        return (not self.retried and bool(self.spent) and presented_sha256 == self.spent[-1]
+                and at - self.rotated_at <= REFRESH_RETRY_GRACE)
+
+    @event("RotationRetried", topic=topic("identity", "Session.RefreshRetried"))
+    def _retried(self, refresh_sha256: str, by: str, at: datetime) -> None:
+        # The token the lost answer carried is spent unused; the retried one stays spent.
+        self.spent.append(self.refresh_sha256)
+        self.refresh_sha256 = refresh_sha256
+        self.last_active_at = at
+        self.retried = True
 
     def verify(self, method: str, by: str, at: datetime) -> None:
         """The account holder proved a second factor on this session (at sign-in, or to step

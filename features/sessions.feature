@@ -19,9 +19,16 @@ Feature: Staying signed in, safely
     Given Ada has signed in on "Ada's phone"
     And someone has copied Ada's sign-in from "Ada's phone"
     When 5 minutes pass and Ada's app renews her sign-in
+    And a minute passes
     And the copied sign-in is used to renew it
     Then the copy is refused
     And the app on "Ada's phone" signs Ada out for her safety and suggests changing her passphrase
+
+  Scenario: A renewal whose answer was lost on the way can be sent again
+    Given Ada has signed in on "Ada's phone"
+    When 5 minutes pass and Ada's app renews her sign-in but the answer is lost on the way
+    And moments later the app sends the same renewal again
+    Then Ada is still signed in on "Ada's phone"
 
   Scenario: Ada is signed out after 15 minutes without activity
     Given Ada has signed in on "Ada's phone"

@@ -72,6 +72,9 @@ def test_settings(**overrides: Any) -> Any:
         "password_hash_time_cost": 1,
         "rate_limit_per_minute": 100_000,
         "read_your_writes_timeout_ms": 5000,
+        # Most tests sign in with a password alone; tests of second factors and devices
+        # turn this back on (it is on by default).
+        "new_device_second_factor": False,
     }
     values.update(overrides)
     return Settings(**values)
@@ -95,14 +98,52 @@ def database(server: Database) -> Iterator[Database]:
 
 
 @pytest.fixture
-def container(database: Database) -> Iterator[Any]:
-    """The applications and projection runners wired to this test's database."""
+def settings_overrides() -> dict[str, Any]:
+    """Settings a test module changes for its container (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def container(database: Database, tmp_path: Path, settings_overrides: dict[str, Any]) -> Iterator[Any]:
+    """The applications and projection runners wired to this test's database. Emails and
+    texts go to logs in the test's temporary directory (see `mailbox`)."""
     from api.container import Container
     from api.seed import publish_default_consent_texts
 
-    with Container(test_settings(), database, ENCRYPTION_KEY) as built:
+    settings = test_settings(data_dir=tmp_path, mail_log_path=tmp_path / "mail.log",
+                             sms_log_path=tmp_path / "sms.log", **settings_overrides)
+    with Container(settings, database, ENCRYPTION_KEY) as built:
         publish_default_consent_texts(built)
         yield built
+
+
+class Mailbox:
+    """What CareBridge sent, read from the local mail and SMS logs after delivering the
+    outbox (synchronously, so tests never wait on a background thread)."""
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+
+    def messages(self, channel: str = "email") -> list[dict[str, Any]]:
+        import json
+
+        self.container.outbox.deliver_due()
+        path = self.container.settings.mail_log_path if channel == "email" else \
+            self.container.settings.sms_log_path
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def last(self, account_id: str, kind: str, channel: str = "email") -> dict[str, Any]:
+        found = [m for m in self.messages(channel)
+                 if m["account_id"] == str(account_id) and m["kind"] == kind]
+        assert found, f"no {kind} message for {account_id} by {channel}"
+        return found[-1]
+
+
+@pytest.fixture
+def mailbox(container: Any) -> Mailbox:
+    return Mailbox(container)
 
 
 class Clock:

@@ -28,6 +28,7 @@ from api.dependencies import (
 )
 from commands.identity import NewAccount
 from commands.sessions import IssuedSession
+from commands.sign_in import Challenge, Completed, Device
 from domain.access import Action, Actor, PatientResource, authorise
 from domain.errors import NotFound
 from domain.identity import Role
@@ -51,11 +52,17 @@ class Registered(msgspec.Struct):
     changed: bool
 
 
-class SignIn(msgspec.Struct, forbid_unknown_fields=True):
+DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+DeviceToken = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class SignInRequest(msgspec.Struct, forbid_unknown_fields=True):
     email: Text
     password: Annotated[str, msgspec.Meta(max_length=1000)]
-    device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "unknown"
-    device_label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "Unnamed device"
+    device_id: DeviceId = "unknown"
+    device_label: DeviceId = "Unnamed device"
+    # The token returned when this device was remembered: skips the second factor.
+    device_token: DeviceToken | None = None
 
 
 class SecondFactorRequired(msgspec.Struct):
@@ -68,6 +75,7 @@ class SecondFactorRequired(msgspec.Struct):
 class SecondFactorAnswer(msgspec.Struct, forbid_unknown_fields=True):
     challenge_token: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
     code: Annotated[str, msgspec.Meta(min_length=6, max_length=20)]
+    remember_device: bool = False  # skip the second factor on this device for a while
 
 
 class Refresh(msgspec.Struct, forbid_unknown_fields=True):
@@ -84,6 +92,8 @@ class AccessToken(msgspec.Struct):
     session_ends_at: datetime
     account_id: str
     role: str
+    device_token: str | None = None  # keep it on the device; send it with the next sign-in
+    device_remembered_until: datetime | None = None
 
 
 class SessionEntry(msgspec.Struct):
@@ -112,15 +122,24 @@ class Me(msgspec.Struct):
     given_name: str
     family_name: str
     clinic_ids: list[str]
+    email_verified: bool
 
 
 def _tokens(tokens: TokenService, actor: Actor, session: IssuedSession,
-            now: datetime) -> AccessToken:
+            now: datetime, device_token: str | None = None,
+            remembered_until: datetime | None = None) -> AccessToken:
     issued = tokens.issue(actor, session.session_id, now)
     return AccessToken(issued.token, "Bearer", issued.lifetime_seconds,
                        min(issued.expires_at, session.ends_at),
                        session.refresh_token, str(session.session_id), session.ends_at,
-                       str(actor.account_id), actor.role.value)
+                       str(actor.account_id), actor.role.value, device_token, remembered_until)
+
+
+def completed_tokens(tokens: TokenService, done: Completed, now: datetime) -> AccessToken:
+    """The tokens of a finished sign-in, however it was finished."""
+    account = done.account
+    actor = Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
+    return _tokens(tokens, actor, done.session, now, done.device_token, done.remembered_until)
 
 
 class AccountController(Controller):
@@ -142,37 +161,38 @@ class AccountController(Controller):
         key = idempotency_key(request, "anonymous", "register", fingerprint)
         outcome = container.identity.register_patient(
             NewAccount(data.email, data.password, data.given_name, data.family_name,
-                       data.date_of_birth, data.mobile_phone), at=now, key=key)
+                       data.date_of_birth, data.mobile_phone), at=now, key=key,
+            welcome=container.email_links.welcome)
         return Response(Registered(**outcome.result), status_code=201,
                         headers=position_headers("identity", outcome.position))
 
     @post("/auth/login", status_code=200, sync_to_thread=True, summary="Sign in with a password",
           security=[])
-    def login(self, request: Request[Any, Any, State], data: JSONBody[SignIn],
+    def login(self, request: Request[Any, Any, State], data: JSONBody[SignInRequest],
               container: NamedDependency[Container], tokens: NamedDependency[TokenService],
               now: NamedDependency[datetime]) -> AccessToken | SecondFactorRequired:
         source = request.client.host if request.client else None
-        account = container.identity.authenticate(data.email, data.password, at=now,
-                                                  source=source)
-        if account.has_second_factor:
-            challenge = tokens.issue_challenge(account.id, data.device_id, data.device_label, now)
+        device = Device(data.device_id, data.device_label, data.device_token)
+        outcome = container.sign_in.password(data.email, data.password, device, at=now,
+                                             source=source)
+        if isinstance(outcome, Challenge):
+            challenge = tokens.issue_challenge(outcome.account.id, data.device_id,
+                                               data.device_label, now)
             return SecondFactorRequired(True, challenge.token, challenge.expires_at,
-                                        ["totp", "recovery_code"])
-        session = container.sessions.start(account, data.device_id, data.device_label, at=now)
-        actor = Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
-        return _tokens(tokens, actor, session, now)
+                                        outcome.methods)
+        return completed_tokens(tokens, outcome, now)
 
     @post("/auth/second-factor", status_code=200, sync_to_thread=True, security=[],
-          summary="Finish signing in with an authenticator code or a recovery code")
+          summary="Finish signing in with a code: from the authenticator app, a recovery code, "
+          "or one sent by email or SMS")
     def second_factor(self, data: JSONBody[SecondFactorAnswer],
                       container: NamedDependency[Container],
                       tokens: NamedDependency[TokenService],
                       now: NamedDependency[datetime]) -> AccessToken:
         account_id, device_id, device_label = tokens.verify_challenge(data.challenge_token, now)
-        account = container.second_factor.verify(account_id, data.code, at=now)
-        session = container.sessions.start(account, device_id, device_label, at=now)
-        actor = Actor(account.id, Role(account.role), frozenset(account.clinic_ids))
-        return _tokens(tokens, actor, session, now)
+        done = container.sign_in.answer(account_id, data.code, Device(device_id, device_label),
+                                        data.remember_device, at=now)
+        return completed_tokens(tokens, done, now)
 
     @post("/auth/refresh", status_code=200, sync_to_thread=True, security=[],
           summary="Exchange a refresh token for new tokens (the old refresh token is spent)")
@@ -237,4 +257,4 @@ class AccountController(Controller):
         if account is None:
             raise NotFound("This account no longer exists.")
         return Me(str(account.id), account.role, account.email, account.given_name,
-                  account.family_name, list(account.clinic_ids))
+                  account.family_name, list(account.clinic_ids), account.email_verified)

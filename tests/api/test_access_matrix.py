@@ -7,6 +7,7 @@ someone decides, row by row, who may call it.
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -14,14 +15,16 @@ import pytest
 
 from tests.api.support import CURRENT_VERSION, PASSWORD, assert_problem, auth, give
 
-OK, SIGN_IN, DENY, REFUSED_INPUT = "2xx", 401, 403, 422
-CODES = {"Y": OK, "A": SIGN_IN, "N": DENY, "V": REFUSED_INPUT}
+OK, SIGN_IN, DENY, REFUSED_INPUT, CONFLICT, NOT_FOUND = "2xx", 401, 403, 422, 409, 404
+CODES = {"Y": OK, "A": SIGN_IN, "N": DENY, "V": REFUSED_INPUT, "C": CONFLICT, "F": NOT_FOUND}
 STAFF = ("doctor", "nurse", "reception", "prescription_coordinator", "care_manager", "support",
          "clinic_admin", "auditor")
 CALLERS = ("anonymous", "patient_own", "patient_other", *STAFF)
 
 # Y: allowed (2xx)   A: must sign in first (401)   N: denied (403)
 # V: allowed, and the deliberately wrong input is refused (422)
+# C: allowed, and refused as the account's state does not permit it (409)
+# F: allowed past access control, and the made-up id in the path is not found (404)
 # patient_own is Ada, whose id fills {patient_id}; patient_other is Bob, another patient.
 #                                                       anon own oth doc nur rec pre car sup adm aud
 MATRIX: dict[tuple[str, str], str] = {
@@ -38,13 +41,78 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/v1/auth/second-factor"):                  "A   A   A   A   A   A   A   A   A   A   A",
     ("POST", "/v1/me/second-factor/totp"):               "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("POST", "/v1/me/second-factor/totp/confirm"):       "A   V   V   V   V   V   V   V   V   V   V",
+    # A made-up challenge or link token: refused whoever sends it.
+    ("POST", "/v1/auth/second-factor/code"):             "A   A   A   A   A   A   A   A   A   A   A",
+    ("POST", "/v1/auth/verify-email"):                   "C   C   C   C   C   C   C   C   C   C   C",
+    ("POST", "/v1/auth/password-reset"):                 "Y   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("POST", "/v1/auth/password-reset/complete"):        "C   C   C   C   C   C   C   C   C   C   C",
+    # Staff addresses were vouched for by the administrator who added them: nothing to confirm.
+    ("POST", "/v1/me/email/verification"):               "A   Y   Y   C   C   C   C   C   C   C   C",
+    ("POST", "/v1/me/step-up/code"):                     "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("POST", "/v1/me/step-up"):                          "A   V   V   V   V   V   V   V   V   V   V",
+    ("GET", "/v1/me/devices"):                           "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("POST", "/v1/me/devices/{device_id}/forget"):       "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    # The current password sent is wrong: the caller gets past access control to that check.
+    ("POST", "/v1/me/password"):                         "A   V   V   V   V   V   V   V   V   V   V",
+    # Adding or removing a passkey needs a recent step-up, which the standing sessions lack;
+    # renaming gets past access control to the (blank) name; nobody here has a passkey yet.
+    ("POST", "/v1/me/passkeys/registration-options"):    "A   N   N   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/me/passkeys"):                         "A   N   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/me/passkeys"):                          "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("POST", "/v1/me/passkeys/{passkey_id}/rename"):     "A   V   V   V   V   V   V   V   V   V   V",
+    ("DELETE", "/v1/me/passkeys/{passkey_id}"):          "A   N   N   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/auth/passkey/options"):                "Y   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("POST", "/v1/auth/passkey"):                        "V   V   V   V   V   V   V   V   V   V   V",
+    ("POST", "/v1/me/step-up/passkey/options"):          "A   C   C   C   C   C   C   C   C   C   C",
+    ("POST", "/v1/me/step-up/passkey"):                  "A   V   V   V   V   V   V   V   V   V   V",
     ("GET", "/v1/consent-texts/{consent_type}"):         "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("GET", "/v1/me/consents"):                          "A   Y   Y   N   N   N   N   N   N   N   N",
     ("POST", "/v1/me/consents"):                         "A   Y   Y   N   N   N   N   N   N   N   N",
     ("GET", "/v1/me/consents/history"):                  "A   Y   Y   N   N   N   N   N   N   N   N",
     ("POST", "/v1/me/consents/{consent_type}/withdraw"): "A   Y   Y   N   N   N   N   N   N   N   N",
-    ("GET", "/v1/staff/patients/{patient_id}/consents"): "A   N   N   Y   Y   N   Y   Y   N   Y   N",
+    # No staff member here is in Ada's care team, and Ada is known at no clinic yet:
+    # tests/api/test_access_relationships.py has the columns with relationships.
+    ("GET", "/v1/staff/patients/{patient_id}/consents"): "A   N   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/staff/patients/{patient_id}/care-team"): "A   N   N   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/staff/patients/{patient_id}/care-team"):
+                                                         "A   N   N   N   N   N   N   V   N   V   N",
+    ("POST", "/v1/staff/patients/{patient_id}/care-team/{relationship_id}/end"):
+                                                         "A   N   N   N   N   N   N   F   N   F   N",
+    ("POST", "/v1/staff/patients/{patient_id}/parental-responsibility"):
+                                                         "A   N   N   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/staff/patients/{patient_id}/break-glass"):
+                                                         "A   N   N   V   V   N   N   N   N   N   N",
+    ("GET", "/v1/staff/break-glass"):                    "A   N   N   N   N   N   N   N   N   Y   Y",
+    ("POST", "/v1/staff/break-glass/{access_id}/close"): "A   N   N   F   F   N   N   N   N   N   N",
+    ("POST", "/v1/staff/break-glass/{access_id}/review"): "A   N   N   N   N   N   N   N   N   F   F",
+    ("GET", "/v1/me/proxies"):                           "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/me/proxies"):                          "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/me/proxies/{grant_id}/scopes"):        "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/me/proxies/{grant_id}/revoke"):        "A   F   F   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/me/represented"):                       "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/me/represented/{grant_id}/accept"):    "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/me/represented/{grant_id}/decline"):   "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/me/represented/{grant_id}/step-down"): "A   F   F   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/patients/{patient_id}/consents"):       "A   Y   N   N   N   N   N   N   N   N   N",
     ("POST", "/v1/staff/consent-texts/{consent_type}"):  "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/me/profile"):                           "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/v1/me/profile/history"):                   "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    # The matrix's patients have not stepped up, so changing contact details is refused (403
+    # step-up-required) even to them; tests/api/test_profile.py covers it after step-up.
+    ("PUT", "/v1/me/profile/contact"):                   "A   N   N   N   N   N   N   N   N   N   N",
+    ("PUT", "/v1/me/profile/emergency-contact"):         "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("DELETE", "/v1/me/profile/emergency-contact"):      "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("PUT", "/v1/me/profile/preferred-clinic"):          "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("PUT", "/v1/me/profile/communication"):             "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("PUT", "/v1/me/profile/accessibility"):             "A   Y   Y   N   N   N   N   N   N   N   N",
+    # Like the consents: nobody here has a relationship with Ada (see test_access_relationships).
+    ("GET", "/v1/staff/patients/{patient_id}/profile"):  "A   N   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/admin/feature-flags"):                  "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/admin/feature-flags/{feature}/history"): "A   N   N   N   N   N   N   N   N   Y   N",
+    ("PUT", "/v1/admin/feature-flags/{feature}/rules"):  "A   N   N   N   N   N   N   N   N   Y   N",
+    ("POST", "/v1/admin/feature-flags/{feature}/rules/remove"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/me/features"):                          "A   Y   Y   N   N   N   N   N   N   N   N",
 }
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 
@@ -67,6 +135,13 @@ def log_in(client: Any, email: str, password: str) -> dict[str, Any]:
     return response.json()
 
 
+NOBODYS_PASSKEY = "00000000-0000-4000-8000-00000000e1e1"
+NOBODYS_ID = "00000000-0000-4000-8000-0000000000e2"  # no care relationship, grant or access
+MADE_UP_PASSKEY = {"id": "bWFkZS11cC1wYXNza2V5", "rawId": "bWFkZS11cC1wYXNza2V5",
+                   "type": "public-key", "response": {"clientDataJSON": "e30",
+                                                      "authenticatorData": "AA", "signature": "AA"}}
+
+
 class Requests:
     """A valid request for each endpoint, so that only the caller decides the answer."""
 
@@ -76,10 +151,14 @@ class Requests:
 
     def path(self, template: str) -> str:
         consent_type = "data_sharing" if "/staff/consent-texts/" in template else "telemedicine"
-        return template.format(consent_type=consent_type, patient_id=self.patient_id)
+        query = "?clinic_id=riverside" if template == "/v1/me/features" else ""
+        return template.format(consent_type=consent_type, patient_id=self.patient_id,
+                               feature="telemedicine", passkey_id=NOBODYS_PASSKEY,
+                               relationship_id=NOBODYS_ID, grant_id=NOBODYS_ID,
+                               access_id=NOBODYS_ID, device_id="a-device") + query
 
     def body(self, method: str, template: str) -> dict[str, Any] | None:
-        if method != "POST":
+        if method not in ("POST", "PUT"):
             return None
         n = next(self.serial)
         if template == "/v1/auth/refresh":
@@ -91,13 +170,55 @@ class Requests:
             "/v1/auth/login": {"email": self.login_email, "password": PASSWORD},
             # A made-up challenge: refused whoever sends it.
             "/v1/auth/second-factor": {"challenge_token": "made-up", "code": "123456"},
+            "/v1/auth/second-factor/code": {"challenge_token": "made-up"},
+            "/v1/auth/verify-email": {"token": f"{NOBODYS_ID}.made-up-secret"},
+            "/v1/auth/password-reset": {"email": self.login_email},
+            "/v1/auth/password-reset/complete": {"token": f"{NOBODYS_ID}.made-up-secret",
+                                                 "new_password": "a long new passphrase"},
+            "/v1/me/step-up/code": {"channel": "email"},
+            "/v1/me/step-up": {"code": "abcdef"},
+            "/v1/me/password": {"current_password": "not the password",
+                                "new_password": "a long new passphrase"},
             # Never a valid authenticator code (not digits): the caller gets past access control
             # to the input check.
             "/v1/me/second-factor/totp/confirm": {"code": "abcdef"},
+            # Made-up options tokens (refused whoever sends them) with well-formed answers.
+            "/v1/me/passkeys": {"options_token": "made-up", "label": "Phone",
+                                "credential": MADE_UP_PASSKEY | {"response": {
+                                    "clientDataJSON": "e30", "attestationObject": "oA"}}},
+            "/v1/me/passkeys/{passkey_id}/rename": {"label": "   "},
+            "/v1/auth/passkey": {"options_token": "made-up", "credential": MADE_UP_PASSKEY},
+            "/v1/me/step-up/passkey": {"options_token": "made-up", "credential": MADE_UP_PASSKEY},
             "/v1/me/consents": {"consent_type": "telemedicine", "text_version": CURRENT_VERSION},
             "/v1/me/consents/{consent_type}/withdraw": {"reason": None},
+            # A made-up clinician, and a reason too short for emergency access: callers who
+            # get past access control reach the input checks, and nothing is opened.
+            "/v1/staff/patients/{patient_id}/care-team": {
+                "clinician_id": NOBODYS_ID, "clinic_id": "riverside", "basis": "assignment",
+                "ends_at": "2027-01-31T00:00:00Z"},
+            "/v1/staff/patients/{patient_id}/care-team/{relationship_id}/end": {
+                "reason": "no longer needed"},
+            "/v1/staff/patients/{patient_id}/parental-responsibility": {
+                "parent_account_id": NOBODYS_ID},
+            "/v1/staff/patients/{patient_id}/break-glass": {"reason": "too short"},
+            "/v1/staff/break-glass/{access_id}/review": {"outcome": "appropriate"},
+            "/v1/me/proxies": {"email": f"carer.{n}@patients.test", "kind": "carer",
+                               "scopes": ["appointments"]},
+            "/v1/me/proxies/{grant_id}/scopes": {"scopes": ["appointments"]},
             "/v1/staff/consent-texts/{consent_type}": {
                 "version": f"2027-{n:02d}", "text": "A new wording of the data sharing consent."},
+            "/v1/me/profile/contact": {"mobile_phone": "+44 7700 900123"},
+            "/v1/me/profile/emergency-contact": {"name": "Ann", "relationship": "daughter",
+                                                 "phone": "+44 7700 900456"},
+            "/v1/me/profile/preferred-clinic": {"clinic_id": "riverside"},
+            "/v1/me/profile/communication": {"channels": ["sms"], "language": "en"},
+            "/v1/me/profile/accessibility": {"larger_text": True},
+            # The matrix's staff work at riverside, so its administrator may change these.
+            "/v1/admin/feature-flags/{feature}/rules": {
+                "clinic_id": "riverside", "service_type": "video", "percentage": n % 100,
+                "patient_ids": [], "reason": "staged rollout"},
+            "/v1/admin/feature-flags/{feature}/rules/remove": {
+                "clinic_id": "riverside", "service_type": "video", "reason": "pilot over"},
         }.get(template, {})
 
     def headers(self, caller: dict[str, str], operation: tuple[str, str]) -> dict[str, str]:
@@ -110,7 +231,7 @@ class Requests:
 
 
 @pytest.fixture
-def callers(client, container, sign_up, staff_member) -> dict[str, dict[str, str]]:
+def callers(client, container, clock, sign_up, staff_member) -> dict[str, dict[str, str]]:
     people = {"anonymous": {}, "patient_own": sign_up(), "patient_other": sign_up(given_name="Bob")}
     for patient in ("patient_own", "patient_other"):
         people[patient]["password"] = PASSWORD
@@ -119,6 +240,7 @@ def callers(client, container, sign_up, staff_member) -> dict[str, dict[str, str
         member = staff_member(role)
         email = container.identity.find_account(UUID(member["account_id"])).email
         people[role] = member | {"email": email, "password": STAFF_PASSWORD}
+    clock.now += timedelta(minutes=1)  # past the pause after the registration email
     return people
 
 

@@ -112,7 +112,8 @@ def test_me_describes_the_signed_in_account(client, sign_up):
     assert response.status_code == 200, response.text
     assert response.json() == {"account_id": ada["account_id"], "role": "patient",
                                "email": ada["email"], "given_name": "Ada",
-                               "family_name": "Lovelace", "clinic_ids": []}
+                               "family_name": "Lovelace", "clinic_ids": [],
+                               "email_verified": False}
 
 
 def test_a_token_stops_working_once_ten_minutes_have_passed(client, clock, sign_up):

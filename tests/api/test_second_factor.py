@@ -57,11 +57,12 @@ def test_after_setting_up_an_app_sign_in_needs_its_code(client, clock, sign_up):
     kinds: list[str] = []
     for _ in range(100):  # bounded: the projection follows moments after the commit
         kinds = [e["kind"] for e in client.get("/v1/me/security-events", headers=fresh).json()]
-        if "second_factor_enabled" in kinds and kinds[0] == "session_started":
+        if "second_factor_enabled" in kinds and kinds[0] == "identity_confirmed":
             break
         time.sleep(0.02)
     assert "second_factor_enabled" in kinds
-    assert kinds[:2] == ["session_started", "signed_in"]
+    # Newest first: the session records the factor proved (by the authenticator app).
+    assert kinds[:3] == ["identity_confirmed", "session_started", "signed_in"]
 
 
 def test_a_code_works_once_and_a_wrong_one_is_refused(client, clock, sign_up):

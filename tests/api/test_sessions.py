@@ -104,6 +104,20 @@ def test_a_refresh_token_used_twice_ends_the_session_for_everyone(client, clock,
     assert session_record(container, tokens).ended_reason == "refresh_token_reused"
 
 
+def test_a_refresh_retried_after_a_lost_answer_works_once_and_the_lost_tokens_do_not(client,
+                                                                                      clock):
+    tokens = signed_in(client, registered(client))
+    clock.now += 5 * MINUTE
+    lost = refreshed(client, tokens)  # the app never received this answer
+    clock.now += timedelta(seconds=10)
+
+    retried = refreshed(client, tokens)
+
+    assert me(client, retried).status_code == 200
+    assert_problem(refresh(client, lost), 401, "session-ended")  # a copy: treated as theft
+    assert_problem(me(client, retried), 401, "session-ended")
+
+
 def test_a_made_up_refresh_token_is_refused_and_the_session_carries_on(client, container):
     tokens = signed_in(client, registered(client))
     guessed = tokens["session_id"] + ".not-the-secret"

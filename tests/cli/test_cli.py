@@ -29,7 +29,8 @@ def database_env(database: Any) -> dict[str, str]:
 def test_production_refuses_to_start_without_keys_naming_each_missing_setting(command):
     result = run(command, {"CAREBRIDGE_MODE": "production"})
     assert result.exit_code == 2
-    for name in ("CAREBRIDGE_ENCRYPTION_KEY", "CAREBRIDGE_TOKEN_SECRET", "DATABASE_URL"):
+    for name in ("CAREBRIDGE_ENCRYPTION_KEY", "CAREBRIDGE_TOKEN_SECRET", "DATABASE_URL",
+                 "CAREBRIDGE_SMTP_HOST"):
         assert name in result.output
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -44,6 +45,18 @@ def postgres_processes(data_dir: Path) -> list[Any]:
     return found
 
 
+def read_code(mail_log: Path, account_id: str, attempts: int = 200) -> str:
+    """The sign-in code the outbox dispatcher wrote to the mail log (bounded wait)."""
+    for _ in range(attempts):
+        if mail_log.exists():
+            for line in reversed(mail_log.read_text().splitlines()):
+                message = json.loads(line)
+                if message["account_id"] == account_id and message["kind"] == "sign_in_code":
+                    return str(message["code"])
+        time.sleep(0.05)
+    raise AssertionError("no sign-in code reached the mail log")
+
+
 def test_serve_register_consent_audit_and_stop_cleanly(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -62,8 +75,19 @@ def test_serve_register_consent_audit_and_stop_cleanly(tmp_path: Path) -> None:
             "email": email, "password": password, "given_name": "New", "family_name": "Comer",
             "date_of_birth": "1970-01-01"})
         assert registered.status_code == 201, registered.text
-        login = httpx.post(f"{base}/v1/auth/login", json={"email": email, "password": password})
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        # A new device: the code comes by email, which locally is the mail log.
+        login = httpx.post(f"{base}/v1/auth/login", json={"email": email, "password": password,
+                                                          "device_id": "e2e"}).json()
+        assert login["second_factor_required"] is True
+        challenge = login["challenge_token"]
+        sent = httpx.post(f"{base}/v1/auth/second-factor/code",
+                          json={"challenge_token": challenge})
+        assert sent.status_code == 202, sent.text
+        code = read_code(tmp_path / "var" / "mail.log", registered.json()["account_id"])
+        done = httpx.post(f"{base}/v1/auth/second-factor",
+                          json={"challenge_token": challenge, "code": code})
+        assert done.status_code == 200, done.text
+        auth = {"Authorization": f"Bearer {done.json()['access_token']}"}
         given = httpx.post(f"{base}/v1/me/consents", headers=auth,
                            json={"consent_type": "telemedicine", "text_version": "2026-11"})
         assert given.status_code == 201, given.text
@@ -75,7 +99,7 @@ def test_serve_register_consent_audit_and_stop_cleanly(tmp_path: Path) -> None:
         assert [entry["action"] for entry in history.json()] == ["withdrawn", "given"]
         demo = httpx.post(f"{base}/v1/auth/login", json={"email": "ada@patients.demo",
                                                          "password": "demo-clinic-2026"})
-        assert demo.status_code == 200
+        assert demo.status_code == 200 and demo.json()["second_factor_required"] is True
 
         trail = subprocess.run(
             [CARE_BRIDGE, "audit", "trail", "--aggregate", given.json()["consent_id"]],

@@ -49,6 +49,30 @@ def app_renews(client, clock, scene, minutes):
     scene["devices"][device] = refreshed(client, scene["devices"][device])
 
 
+@when("a minute passes")
+def a_minute_passes(clock):
+    clock.now += timedelta(minutes=1)
+
+
+@when(parsers.parse("{minutes:d} minutes pass and Ada's app renews her sign-in but the answer is "
+                    "lost on the way"))
+def renewal_lost(client, clock, scene, minutes):
+    clock.now += timedelta(minutes=minutes)
+    scene["sent"] = dict(scene["devices"][only_device(scene)])
+    refreshed(client, scene["sent"])  # the answer never reaches the phone
+
+
+@when("moments later the app sends the same renewal again")
+def renewal_retried(client, clock, scene):
+    clock.now += timedelta(seconds=5)
+    scene["devices"][only_device(scene)] = refreshed(client, scene["sent"])
+
+
+@then(parsers.parse('Ada is still signed in on "{device}"'))
+def still_signed_in(client, scene, device):
+    assert me(client, scene["devices"][device]).status_code == 200
+
+
 @when("the copied sign-in is used to renew it")
 def copy_used(client, scene):
     scene["answer"] = refresh(client, scene["copy"])

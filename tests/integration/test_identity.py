@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from commands.identity import EmailAlreadyRegistered, NewAccount
+from commands.sign_in import Device
 from domain.errors import InvalidInput, Unauthenticated
 from domain.identity import Account, email_claim_id
 
@@ -38,12 +39,13 @@ def event_names(container: Any, account: Account) -> list[str]:
 def test_a_registered_patient_signs_in_with_their_password(container):
     account = registered(container)
 
-    signed_in = container.identity.authenticate("ADA@patients.test", PASSPHRASE,
-                                                at=minutes_after_monday(5))
+    done = container.sign_in.password("ADA@patients.test", PASSPHRASE, Device("d1", "Phone"),
+                                      at=minutes_after_monday(5), source=None)
 
-    assert signed_in.id == account.id
+    signed_in = container.identity.account(account.id)
+    assert done.account.id == account.id
     assert signed_in.last_sign_in_at == minutes_after_monday(5)
-    assert event_names(container, account) == ["Created", "SignedIn"]
+    assert event_names(container, account) == ["Created", "SignedIn", "SignedInOnNewDevice"]
     assert PASSPHRASE not in signed_in.password_hash
 
 
@@ -137,6 +139,6 @@ def test_a_few_mistakes_from_one_address_do_not_pause_it(container):
         with pytest.raises(Unauthenticated):
             container.identity.authenticate("ada@patients.test", "not my passphrase",
                                             at=minutes_after_monday(1), source="192.0.2.1")
-    account = container.identity.authenticate("ada@patients.test", PASSPHRASE,
-                                              at=minutes_after_monday(2), source="192.0.2.1")
-    assert account.failed_sign_ins == 0
+    done = container.sign_in.password("ada@patients.test", PASSPHRASE, Device("d1", "Phone"),
+                                      at=minutes_after_monday(2), source="192.0.2.1")
+    assert done.account.failed_sign_ins == 0

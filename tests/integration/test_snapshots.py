@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from commands.identity import NewAccount
+from commands.sign_in import Device
 
 pytestmark = pytest.mark.integration
 
@@ -21,14 +22,16 @@ def test_an_account_with_a_long_history_loads_from_its_snapshot(container, datab
     moment = datetime(2026, 1, 5, 10, tzinfo=UTC)
     for _ in range(60):
         moment += timedelta(minutes=1)
-        identity.authenticate("grace@patients.test", "a long enough passphrase", at=moment)
+        container.sign_in.password("grace@patients.test", "a long enough passphrase",
+                                   Device("grace-phone", "Phone"), at=moment, source=None)
 
     with psycopg.connect(database.owner_url) as conn:
         snapshots = conn.execute("SELECT count(*) FROM eventstore.identity_snapshots").fetchone()
     assert snapshots is not None and snapshots[0] >= 1
 
     account = identity.account(UUID(outcome.result["account_id"]))
-    assert account.version == 61
+    assert account.version == 62  # registered, 60 sign-ins, the first sign-in's new device
+    assert list(account.known_devices) == ["grace-phone"]
     assert account.date_of_birth == date(1946, 12, 9)
     assert account.last_sign_in_at == moment
     assert account.last_sign_in_at.tzinfo is not None

@@ -1,0 +1,310 @@
+"""The notification outbox: messages written with the events that call for them, sent afterwards.
+
+A command that needs to tell someone something (a confirmation link, a sign-in code, a "new
+sign-in" notice) adds an outbox row in the same transaction as its events, so a message is
+sent if and only if the change happened. A dispatcher claims due rows (`FOR UPDATE SKIP
+LOCKED`, so several processes can share the work), sends each by email (SMTP, or locally a mail
+log), SMS (an HTTP gateway, or locally an SMS log) or push, and then erases the recipient and
+the content. What stays is the fact that a message of a kind went to an account, when, and how
+many attempts it took.
+
+Messages never carry medical detail: every template here is about the account itself. Logs name
+message ids and kinds, never addresses, links or codes; the local mail and SMS logs hold only
+the link or code, which is what a developer needs to finish a flow on their machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import threading
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Protocol
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from commands.eventstore import Statement
+
+log = logging.getLogger("carebridge.outbox")
+
+OUTBOX = "carebridge.outbox"
+CHANNEL = "carebridge_outbox"
+MAX_ATTEMPTS = 8
+FIRST_RETRY = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Template:
+    subject: str
+    body: str  # str.format fields from the message's params
+    sms: str | None = None
+
+
+# The wording of every message CareBridge sends about an account. None of it is medical.
+TEMPLATES: dict[str, Template] = {
+    "verify_email": Template(
+        "Confirm your email address for CareBridge",
+        "Hello,\n\nOpen this link to confirm the email address of your CareBridge account:\n\n"
+        "{link}\n\nThe link works for 24 hours. If you did not create a CareBridge account, "
+        "you can ignore this email.\n"),
+    "sign_in_code": Template(
+        "Your CareBridge sign-in code",
+        "Your sign-in code is {code}. It works for {minutes} minutes.\n\nCareBridge staff will "
+        "never ask you for this code. If you are not signing in, change your password.\n",
+        sms="CareBridge sign-in code: {code}. Valid {minutes} min. Never share it."),
+    "step_up_code": Template(
+        "Your CareBridge confirmation code",
+        "Your confirmation code is {code}. It works for {minutes} minutes.\n\nCareBridge staff "
+        "will never ask you for this code.\n",
+        sms="CareBridge confirmation code: {code}. Valid {minutes} min. Never share it."),
+    "new_sign_in": Template(
+        "New sign-in to your CareBridge account",
+        "Your CareBridge account was signed in on a new device ({device}) on {when}.\n\n"
+        "If this was you, there is nothing to do. If it was not, change your password and "
+        "choose 'Sign out everywhere' in the app.\n"),
+    "password_changed": Template(
+        "Your CareBridge password was changed",
+        "The password of your CareBridge account was changed on {when}.\n\nIf you did not do "
+        "this, reset your password now and contact the clinic.\n"),
+    "password_reset": Template(
+        "Reset your CareBridge password",
+        "Open this link to choose a new password for your CareBridge account:\n\n{link}\n\n"
+        "The link works for {minutes} minutes and only once. If you did not ask for this, you "
+        "can ignore this email; your password has not changed.\n"),
+}
+
+# What the local logs keep of each message: the link or the code, nothing else.
+_LOGGED_PARAMS = ("link", "code")
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str
+    channel: str  # email, sms or push
+    account_id: UUID
+    recipient: str
+    params: dict[str, str] = field(default_factory=dict)
+    message_id: UUID = field(default_factory=uuid.uuid4)
+
+    def __post_init__(self) -> None:
+        if self.kind not in TEMPLATES:
+            raise ValueError(f"no template for message kind {self.kind!r}")
+
+
+def enqueue(message: Message, at: datetime) -> list[Statement]:
+    """The statements that put a message in the outbox; pass them as `also=` to save_all so
+    they commit with the events."""
+    return [
+        Statement(f"INSERT INTO {OUTBOX} (message_id, account_id, channel, kind, recipient,"
+                  " payload, created_at, next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                  (message.message_id, message.account_id, message.channel, message.kind,
+                   message.recipient, Jsonb(message.params), at, at)),
+        Statement("SELECT pg_notify(%s, '')", (CHANNEL,)),
+    ]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed outbox row, ready to send."""
+
+    message_id: UUID
+    account_id: UUID | None
+    channel: str
+    kind: str
+    recipient: str
+    params: dict[str, str]
+
+    @property
+    def template(self) -> Template:
+        return TEMPLATES[self.kind]
+
+    def subject(self) -> str:
+        return self.template.subject.format(**self.params)
+
+    def text(self) -> str:
+        template = self.template
+        wording = template.sms if self.channel == "sms" and template.sms else template.body
+        return wording.format(**self.params)
+
+
+class Sender(Protocol):
+    def send(self, message: Outgoing) -> None: ...
+
+
+class LocalLog:
+    """Development delivery: one JSON line per message, holding only the link or code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def send(self, message: Outgoing) -> None:
+        line: dict[str, Any] = {"message_id": str(message.message_id), "kind": message.kind,
+                                "account_id": str(message.account_id)}
+        line.update({k: v for k, v in message.params.items() if k in _LOGGED_PARAMS})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+
+
+class SmtpSender:
+    def __init__(self, host: str, port: int, sender: str, username: str | None = None,
+                 password: str | None = None, starttls: bool = False,
+                 timeout: float = 10.0) -> None:
+        self.host, self.port, self.sender = host, port, sender
+        self.username, self.password, self.starttls = username, password, starttls
+        self.timeout = timeout
+
+    def send(self, message: Outgoing) -> None:
+        email = EmailMessage()
+        email["From"] = self.sender
+        email["To"] = message.recipient
+        email["Subject"] = message.subject()
+        email["Message-ID"] = f"<{message.message_id}@carebridge>"
+        email.set_content(message.text())
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(email)
+
+
+class SmsGateway:
+    """Posts `{"to": ..., "text": ...}` as JSON to an SMS provider's HTTP endpoint (or a relay
+    in front of one), with a bearer token."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+        self.url, self.token, self.timeout = url, token, timeout
+
+    def send(self, message: Outgoing) -> None:
+        body = json.dumps({"to": message.recipient, "text": message.text(),
+                           "reference": str(message.message_id)}).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST",  # noqa: S310
+                                         headers={"Content-Type": "application/json"})
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            if response.status >= 300:
+                raise OSError(f"SMS gateway answered {response.status}")
+
+
+class OutboxDispatcher:
+    """Sends due outbox messages: `deliver_due()` once, or `start()` a thread that waits for
+    new messages (LISTEN) and retries failed ones with backoff."""
+
+    def __init__(self, database_url: str, senders: dict[str, Sender],
+                 poll_seconds: float = 5.0) -> None:
+        self.url = database_url
+        self.senders = senders
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver_due(self, limit: int = 100) -> int:
+        """Sends up to `limit` due messages, each in its own transaction; returns how many
+        were delivered."""
+        delivered = 0
+        with psycopg.connect(self.url, autocommit=False, row_factory=dict_row) as conn:
+            for _ in range(limit):
+                with conn.transaction():
+                    row = conn.execute(
+                        f"SELECT message_id, account_id, channel, kind, recipient, payload,"
+                        f" attempts FROM {OUTBOX} WHERE delivered_at IS NULL AND failed_at IS NULL"
+                        " AND (attempts = 0 OR next_attempt_at <= now())"
+                        " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED").fetchone()
+                    if row is None:
+                        return delivered
+                    delivered += self._deliver(conn, row)
+        return delivered
+
+    def _deliver(self, conn: psycopg.Connection[Any], row: dict[str, Any]) -> int:
+        message = Outgoing(row["message_id"], row["account_id"], row["channel"], row["kind"],
+                           row["recipient"], dict(row["payload"] or {}))
+        attempts = row["attempts"] + 1
+        sender = self.senders.get(message.channel)
+        try:
+            if sender is None:
+                raise LookupError(f"no delivery configured for {message.channel}")
+            sender.send(message)
+        except Exception as error:
+            give_up = attempts >= MAX_ATTEMPTS
+            conn.execute(
+                f"UPDATE {OUTBOX} SET attempts = %s, last_error = %s,"
+                " next_attempt_at = now() + %s,"
+                " failed_at = CASE WHEN %s THEN now() END,"
+                " recipient = CASE WHEN %s THEN NULL ELSE recipient END,"
+                " payload = CASE WHEN %s THEN NULL ELSE payload END"
+                " WHERE message_id = %s",
+                (attempts, type(error).__name__, FIRST_RETRY * 2 ** (attempts - 1), give_up,
+                 give_up, give_up, message.message_id))
+            log.warning("outbox message %s (%s by %s) not delivered, attempt %d: %s",
+                        message.message_id, message.kind, message.channel, attempts,
+                        type(error).__name__)
+            return 0
+        conn.execute(
+            f"UPDATE {OUTBOX} SET attempts = %s, delivered_at = now(), recipient = NULL,"
+            " payload = NULL, last_error = NULL WHERE message_id = %s",
+            (attempts, message.message_id))
+        log.info("outbox message %s (%s by %s) delivered", message.message_id, message.kind,
+                 message.channel)
+        return 1
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as control:
+                    control.execute(f"LISTEN {CHANNEL}")
+                    while not self._stop.is_set():
+                        self.deliver_due()
+                        for _ in control.notifies(timeout=self.poll_seconds, stop_after=1):
+                            pass
+            except psycopg.Error as error:
+                log.warning("outbox: database error (%s); retrying", type(error).__name__)
+                self._stop.wait(1.0)
+
+
+def senders_from(settings: Any, data_dir: Path) -> dict[str, Sender]:
+    """Email by SMTP when a host is configured, otherwise to the local mail log; SMS through
+    the gateway when configured, otherwise to the local SMS log."""
+    email: Sender
+    if settings.smtp_host:
+        email = SmtpSender(settings.smtp_host, settings.smtp_port, settings.mail_from,
+                           settings.smtp_username,
+                           settings.smtp_password.get_secret_value()
+                           if settings.smtp_password else None, settings.smtp_starttls)
+    else:
+        email = LocalLog(settings.mail_log_path or data_dir / "mail.log")
+    sms: Sender
+    if settings.sms_gateway_url:
+        sms = SmsGateway(str(settings.sms_gateway_url),
+                         settings.sms_gateway_token.get_secret_value()
+                         if settings.sms_gateway_token else None)
+    else:
+        sms = LocalLog(settings.sms_log_path or data_dir / "sms.log")
+    return {"email": email, "sms": sms}
+
+
+def local_when(at: datetime, zone: Any, render: Callable[[datetime], str] | None = None) -> str:
+    """A time as the account holder reads it: in the clinic's zone, without seconds."""
+    local = at.astimezone(zone)
+    return render(local) if render else local.strftime("%d %B %Y at %H:%M %Z")
