@@ -20,6 +20,7 @@ from psycopg.rows import tuple_row
 from commands.eventstore import CareApplication, EventStoreSettings, Statement
 from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_once
 from commands.identity import IdentityApplication
+from commands.outbox import Message, enqueue
 from domain.access import (
     SYSTEM,
     Action,
@@ -273,7 +274,13 @@ class CareAccessApplication(CareApplication):
                                proxy_account_id=proxy_id, kind=kind.value,
                                scopes=sorted({s.value for s in scopes}), expires_at=expires_at,
                                by=actor.ref, at=at)
-            return _decided(_grant_view(grant, at), grant)
+            result, touched, statements = _decided(_grant_view(grant, at), grant)
+            if proxy_id is not None and invited is not None:
+                # The invitation email names nobody and nothing medical: the patient tells
+                # the person themselves; the app shows the rest after sign-in.
+                statements += enqueue(Message("proxy_invitation", "email", invited.id,
+                                              invited.email, {}), at)
+            return result, touched, statements
 
         return run_once(self, self.idempotency, key, decide)
 

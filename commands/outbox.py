@@ -76,6 +76,11 @@ TEMPLATES: dict[str, Template] = {
         "Your CareBridge password was changed",
         "The password of your CareBridge account was changed on {when}.\n\nIf you did not do "
         "this, reset your password now and contact the clinic.\n"),
+    "proxy_invitation": Template(
+        "You have been invited to help someone with CareBridge",
+        "Someone who uses CareBridge has invited you to help them with their account, for "
+        "example with bookings.\n\nSign in to the CareBridge app and open 'People I help' to "
+        "accept or decline. If you do not know why you received this, decline or ignore it.\n"),
     "password_reset": Template(
         "Reset your CareBridge password",
         "Open this link to choose a new password for your CareBridge account:\n\n{link}\n\n"

@@ -239,12 +239,25 @@ def test_a_bad_offer_names_every_field(client, sign_up):
     assert field_names(problem) == {"email", "kind", "scopes", "expires_on"}
 
 
-def test_a_retried_offer_invites_once(client, sign_up):
+def test_a_retried_offer_invites_once(client, sign_up, mailbox):
     grace, daughter = sign_up(given_name="Grace"), sign_up(given_name="Emma")
     first, second = (offer(client, grace, daughter["email"], ["consents"], key="offer-emma-001")
                      for _ in range(2))
     assert first.json() == second.json()
     assert len(client.get("/v1/me/proxies", headers=auth(grace)).json()) == 1
+    invitations = [m for m in mailbox.messages() if m["kind"] == "proxy_invitation"]
+    assert [m["account_id"] for m in invitations] == [daughter["account_id"]]
+
+
+def test_the_invitation_email_goes_only_to_a_registered_patient_and_names_nobody(
+        client, sign_up, mailbox):
+    from commands.outbox import TEMPLATES
+
+    grace = sign_up(given_name="Grace")
+    offer(client, grace, "nobody.here@patients.test", ["appointments"])
+    assert not [m for m in mailbox.messages() if m["kind"] == "proxy_invitation"]
+    wording = TEMPLATES["proxy_invitation"].subject + TEMPLATES["proxy_invitation"].body
+    assert "Grace" not in wording and "Lovelace" not in wording
 
 
 # ---- parental responsibility -----------------------------------------------------------------
