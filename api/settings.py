@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CAREBRIDGE_", extra="ignore")
 
     mode: Mode = Field(Mode.DEVELOPMENT, description="`production` refuses to start without "
-                       "an encryption key, a token secret and a DATABASE_URL.")
+                       "an encryption key, a token secret, a DATABASE_URL and an SMTP host.")
     database_url: str | None = Field(
         None,
         validation_alias=AliasChoices("CAREBRIDGE_DATABASE_URL", "DATABASE_URL"),
