@@ -1,0 +1,106 @@
+"""Process managers: followers of the appointments log that issue commands or plan messages.
+
+They run like projections (own tracking rows, batches, one leader by advisory lock) but own no
+tables, and are never rebuilt: replaying them from the start would offer and remind again.
+- `WaitlistOffers` offers freed slots to waiting patients. Its commands commit in the waitlist
+  context's own transactions, so an event may be handled again after a crash; handling is
+  idempotent (an open offer of a slot is never opened twice). Its runner also lapses offers
+  that ran out, on every round.
+- `ReminderPlanning` plans and withdraws reminders in the outbox, in the same transaction as
+  its tracking position: exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from eventsourcing.application import Application
+from psycopg import Cursor
+
+from commands.reminders import REMINDER_TOPICS, ReminderPlanner
+from commands.waitlist import FREEING_TOPICS, Accounts, WaitlistApplication
+from projections.base import Envelope, Projection, Tables
+from projections.runner import TRACKING, ProjectionRunner
+
+Clock = Callable[[], datetime]
+
+
+class WaitlistOffers(Projection):
+    name = "waitlist_offers"
+    sources = {"appointments": FREEING_TOPICS}
+    tables = ()
+
+    def __init__(self, waitlist: WaitlistApplication, clock: Clock) -> None:
+        self.waitlist, self.clock = waitlist, clock
+
+    def ddl(self) -> Sequence[str]:
+        return []
+
+    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
+        for envelope in batch:
+            self.waitlist.handle(envelope.topic, envelope.event, self.clock())
+
+
+class ReminderPlanning(Projection):
+    name = "appointment_reminders"
+    sources = {"appointments": REMINDER_TOPICS}
+    tables = ()
+
+    def __init__(self, planner: ReminderPlanner) -> None:
+        self.planner = planner
+
+    def ddl(self) -> Sequence[str]:
+        return []
+
+    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
+        for envelope in batch:
+            for statement in self.planner.statements(envelope.topic, envelope.event, cur):
+                cur.execute(statement.sql, statement.params)
+
+
+class WaitlistRunner(ProjectionRunner):
+    """Follows the appointments log for the waitlist, and lapses offers that ran out."""
+
+    def __init__(self, offers: WaitlistOffers, applications: Mapping[str, Application[Any]],
+                 url: str, batch_size: int = 100) -> None:
+        super().__init__(offers, applications, url, batch_size)
+        self.offers = offers
+
+    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
+        now = self.offers.clock()
+        booking = self.offers.waitlist.booking
+        lapse = getattr(booking, "lapse_expired_holds", None)
+        if lapse is not None:
+            # Holds lapse by time; recording it (HoldLapsed) is what frees the slot for the
+            # waitlist, so the leader records them as it goes.
+            lapse(now)
+        consumed = super().catch_up(conn)
+        self.offers.waitlist.tick(now)
+        return consumed
+
+
+FOLLOWERS: tuple[type[Projection], ...] = (WaitlistOffers, ReminderPlanning)
+
+
+def ensure_follower_tracking(conn: psycopg.Connection[Any]) -> None:
+    """Creates the followers' tracking rows (they own no tables)."""
+    with conn.transaction():
+        for follower in FOLLOWERS:
+            for application in follower.sources:
+                conn.execute(f"INSERT INTO {TRACKING} (projection, application) VALUES (%s, %s)"
+                             " ON CONFLICT DO NOTHING", (follower.name, application))
+
+
+def followers_for(applications: Mapping[str, Application[Any]], waitlist: WaitlistApplication,
+                  accounts: Accounts, settings: Any, url: str,
+                  clock: Clock = lambda: datetime.now(UTC)) -> list[ProjectionRunner]:
+    """The process managers' runners, once there is an appointments log to follow."""
+    if "appointments" not in applications:
+        return []
+    planner = ReminderPlanner(lambda: waitlist.schedule, accounts, settings.reminder_hours)
+    return [WaitlistRunner(WaitlistOffers(waitlist, clock), applications, url),
+            ProjectionRunner(ReminderPlanning(planner), applications, url,
+                             settings.projection_batch_size)]
