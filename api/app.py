@@ -18,14 +18,20 @@ from psycopg_pool import AsyncConnectionPool
 from api.auth import TokenService
 from api.container import Container
 from api.controllers.accounts import AccountController
+from api.controllers.appointments import AppointmentController, StaffAppointmentController
+from api.controllers.availability import AvailabilityController
+from api.controllers.calendar import CalendarController, CalendarFeedController
 from api.controllers.care import PatientCareController, ProxyController, StaffCareController
 from api.controllers.consents import PatientConsentController, StaffConsentController
+from api.controllers.day_lists import DayListController, VisitsController
 from api.controllers.feature_flags import FeatureFlagController, MyFeaturesController
 from api.controllers.health import HealthController
 from api.controllers.passkeys import PasskeyController
 from api.controllers.profiles import ProfileController, StaffProfileController
+from api.controllers.scheduling import DirectoryController, ScheduleAdminController
 from api.controllers.second_factor import SecondFactorController
 from api.controllers.verification import MyVerificationController, SignInCodeController
+from api.controllers.waitlist import WaitlistController
 from api.logs import request_id_middleware
 from api.problems import EXCEPTION_HANDLERS
 
@@ -47,7 +53,9 @@ def create_app(container: Container, token_secret: str,
 
     @asynccontextmanager
     async def read_pool(app: Litestar) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(container.database.url, min_size=1,
+        # The container the app serves now (tests give one app a fresh container each time).
+        current: Container = app.state.container
+        pool = AsyncConnectionPool(current.database.url, min_size=1,
                                    max_size=settings.db_pool_size + settings.db_pool_max_overflow,
                                    open=False, kwargs={"autocommit": True})
         await pool.open(wait=True, timeout=30)
@@ -63,7 +71,11 @@ def create_app(container: Container, token_secret: str,
                         PatientConsentController, StaffConsentController,
                         FeatureFlagController, MyFeaturesController,
                         ProfileController, StaffProfileController,
-                        StaffCareController, ProxyController, PatientCareController],
+                        ScheduleAdminController, DirectoryController,
+                        StaffCareController, ProxyController, PatientCareController,
+                        AppointmentController, StaffAppointmentController,
+                        AvailabilityController, CalendarController, CalendarFeedController,
+                        VisitsController, DayListController, WaitlistController],
         lifespan=[read_pool],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

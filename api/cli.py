@@ -97,6 +97,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
 
         click.echo(load_demo(container))
     container.start_projections()
+    container.start_followers()
     container.start_outbox()
     if not runtime.settings.smtp_host:
         click.echo("Emails (confirmation links and sign-in codes) are written to "
@@ -216,6 +217,7 @@ def projections_run() -> None:
     runtime = _runtime()
     with runtime.container() as container:
         container.start_projections()
+        container.start_followers()
         click.echo("projection runners started; Ctrl-C stops")
         _wait_for_signal()
 

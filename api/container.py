@@ -13,6 +13,9 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from api.database import Database, apply_sql_migrations, enable_app_login, protect_event_tables
 from api.settings import Settings
+from commands.appointments import AppointmentsApplication
+from commands.availability import Availability, PostgresBookings
+from commands.calendar import CalendarApplication
 from commands.care import CareAccessApplication
 from commands.consents import ConsentsApplication
 from commands.email_links import EmailLinks
@@ -22,11 +25,16 @@ from commands.identity import IdentityApplication
 from commands.outbox import OutboxDispatcher, senders_from
 from commands.passkeys import Passkeys, RelyingParty
 from commands.profiles import ProfilesApplication
+from commands.scheduling import SchedulingApplication
 from commands.second_factor import SecondFactor
 from commands.sessions import Sessions
 from commands.sign_in import SignIn
+from commands.waitlist import WaitlistApplication
+from domain.schedule_types import StaticSchedule
+from projections.appointment_views import AppointmentViews
 from projections.base import Projection
 from projections.consents import ConsentViews
+from projections.process_managers import ensure_follower_tracking, followers_for
 from projections.runner import ProjectionRunner, ensure_tables
 from projections.security_events import SecurityEvents
 
@@ -35,8 +43,10 @@ log = logging.getLogger("carebridge")
 # In construction order: an application comes after those it is given (profiles reads identity).
 APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, ConsentsApplication,
                                                    ProfilesApplication, CareAccessApplication,
-                                                   FeatureFlagsApplication)
-PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents)
+                                                   FeatureFlagsApplication, SchedulingApplication,
+                                                   AppointmentsApplication, WaitlistApplication,
+                                                   CalendarApplication)
+PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews)
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:
@@ -62,6 +72,7 @@ def migrate(settings: Settings, database: Database, encryption_key: str) -> list
     with psycopg.connect(database.owner_url, autocommit=True) as conn:
         for projection_class in PROJECTIONS:
             ensure_tables(conn, projection_class())
+        ensure_follower_tracking(conn)
     return applied
 
 
@@ -74,7 +85,28 @@ def _construct(app_class: type[CareApplication], store: EventStoreSettings,
     if app_class is CareAccessApplication:
         return CareAccessApplication(store, built["identity"],  # type: ignore[arg-type]
                                      settings.break_glass_minutes)
+    if app_class is SchedulingApplication:
+        return SchedulingApplication(store, built["identity"])  # type: ignore[arg-type]
+    if app_class is WaitlistApplication:
+        return WaitlistApplication(store, settings.waitlist_offer_minutes)
+    if app_class is AppointmentsApplication:
+        # The scheduling context when it is wired; otherwise the schedule named by the
+        # `static_schedule` setting (benchmarks, demos), or an empty one.
+        return AppointmentsApplication(
+            store, settings_schedule(settings) or built.get("scheduling"),  # type: ignore[arg-type]
+            built["care"], built["feature_flags"],  # type: ignore[arg-type]
+            settings.hold_minutes)
     return app_class(store)
+
+
+def settings_schedule(settings: Settings) -> Any:
+    """The ScheduleSource the `static_schedule` setting names ("module:function"), if any."""
+    if not settings.static_schedule:
+        return None
+    import importlib
+
+    module, _, function = settings.static_schedule.partition(":")
+    return getattr(importlib.import_module(module), function)()
 
 
 @dataclass
@@ -86,12 +118,14 @@ class Container:
     encryption_key: str
     applications: dict[str, CareApplication] = field(default_factory=dict)
     runners: list[ProjectionRunner] = field(default_factory=list)
+    followers: list[ProjectionRunner] = field(default_factory=list)  # process managers
     sessions: Sessions = field(init=False)
     second_factor: SecondFactor = field(init=False)
     passkeys: Passkeys = field(init=False)
     sign_in: SignIn = field(init=False)
     email_links: EmailLinks = field(init=False)
     outbox: OutboxDispatcher = field(init=False)
+    availability: Availability = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = EventStoreSettings(self.database.url, self.encryption_key,
@@ -112,11 +146,29 @@ class Container:
         self.email_links = EmailLinks(self.identity, self.sessions, self.settings)
         self.outbox = OutboxDispatcher(self.database.url,
                                        senders_from(self.settings, self.settings.data_dir))
+        # Until the scheduling context is wired, an empty schedule: no clinics, no free slots.
+        schedule: Any = self.applications.get("scheduling")
+        self.availability = Availability(
+            schedule if schedule is not None else StaticSchedule(),
+            PostgresBookings(self.identity.factory.datastore))  # type: ignore[attr-defined]
         self.runners = [
             ProjectionRunner(p(), self.applications, self.database.url,
                              self.settings.projection_batch_size)
             for p in PROJECTIONS
         ]
+        self.waitlist.connect(None,  # the schedule booking uses
+                              self.applications.get("appointments"),  # type: ignore[arg-type]
+                              self.identity, self.care)
+        self.followers = followers_for(self.applications, self.waitlist, self.identity,
+                                       self.settings, self.database.url)
+
+    @property
+    def calendar(self) -> CalendarApplication:
+        return self.applications["calendar"]  # type: ignore[return-value]
+
+    @property
+    def scheduling(self) -> SchedulingApplication:
+        return self.applications["scheduling"]  # type: ignore[return-value]
 
     @property
     def identity(self) -> IdentityApplication:
@@ -139,6 +191,14 @@ class Container:
     def care(self) -> CareAccessApplication:
         return self.applications["care"]  # type: ignore[return-value]
 
+    @property
+    def appointments(self) -> AppointmentsApplication:
+        return self.applications["appointments"]  # type: ignore[return-value]
+
+    @property
+    def waitlist(self) -> WaitlistApplication:
+        return self.applications["waitlist"]  # type: ignore[return-value]
+
     def runner(self, name: str) -> ProjectionRunner:
         for runner in self.runners:
             if runner.projection.name == name:
@@ -150,13 +210,21 @@ class Container:
         for runner in self.runners:
             runner.start()
 
+    def start_followers(self) -> None:
+        """Runs the process managers (waitlist offers, reminders) from this process."""
+        for follower in self.followers:
+            follower.start()
+
     def start_outbox(self) -> None:
         """Sends queued emails and texts from this process (`serve` and `worker` do)."""
         self.outbox.start()
 
     def close(self) -> None:
+        runners = [*self.followers, *self.runners]
+        for runner in runners:  # all at once: each notices within its poll interval
+            runner.request_stop()
         self.outbox.stop()
-        for runner in self.runners:
+        for runner in runners:
             runner.stop()
         CareFactory.close_shared_pools(self.store.scope)
 

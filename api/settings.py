@@ -90,6 +90,17 @@ class Settings(BaseSettings):
                                        "projection transaction.")
     worker_threads: int = Field(2, ge=1, description="Threads of the in-process or "
                                 "`carebridge worker` dramatiq worker.")
+    hold_minutes: int = Field(5, ge=1, le=60, description="How long a slot is held for a "
+                              "patient while they confirm a booking; an unconfirmed hold "
+                              "lapses by itself.")
+    static_schedule: str | None = Field(
+        None, description="Benchmarks and demos: `module:function` returning the schedule "
+        "(a `StaticSchedule`) booking reads, instead of the scheduling context.")
+    waitlist_offer_minutes: int = Field(30, ge=1, le=24 * 60, description="How long a "
+                                        "patient on the waitlist has to take an offered "
+                                        "appointment before it passes to the next patient.")
+    reminder_hours: list[int] = Field([48, 2], description="Hours before an appointment at "
+                                      "which the patient is reminded of it.")
     break_glass_minutes: int = Field(60, ge=5, le=24 * 60, description="How long emergency "
                                      "(break-glass) access to a patient outside the "
                                      "clinician's care team lasts once opened.")

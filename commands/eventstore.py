@@ -232,3 +232,16 @@ class CareApplication(Application[UUID]):
 
     def table_name(self) -> str:
         return events_table(self.name)
+
+
+def wait_for_notify(conn: psycopg.Connection[Any], stop: threading.Event, seconds: float,
+                    slice_seconds: float = 0.1) -> bool:
+    """Waits on a LISTENing connection for a NOTIFY, at most `seconds`, in short slices so
+    that a stop request is noticed at once (waiting on the socket costs no query). True when
+    a notification came."""
+    waited = 0.0
+    while waited < seconds and not stop.is_set():
+        if any(True for _ in conn.notifies(timeout=slice_seconds, stop_after=1)):
+            return True
+        waited += slice_seconds
+    return False

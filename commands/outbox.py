@@ -33,7 +33,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from commands.eventstore import Statement
+from commands.eventstore import Statement, wait_for_notify
 
 log = logging.getLogger("carebridge.outbox")
 
@@ -81,11 +81,37 @@ TEMPLATES: dict[str, Template] = {
         "Someone who uses CareBridge has invited you to help them with their account, for "
         "example with bookings.\n\nSign in to the CareBridge app and open 'People I help' to "
         "accept or decline. If you do not know why you received this, decline or ignore it.\n"),
+    # Only the time and the clinic: never the type of consultation, the clinician or a reason.
+    "appointment_cancelled_by_clinic": Template(
+        "Your appointment has been cancelled",
+        "Your appointment on {when} at {clinic} has been cancelled by the clinic. We are "
+        "sorry for the inconvenience.\n\nOpen the CareBridge app to book a new time.\n",
+        sms="CareBridge: your appointment on {when} at {clinic} was cancelled. Open the app "
+        "to rebook."),
     "password_reset": Template(
         "Reset your CareBridge password",
         "Open this link to choose a new password for your CareBridge account:\n\n{link}\n\n"
         "The link works for {minutes} minutes and only once. If you did not ask for this, you "
         "can ignore this email; your password has not changed.\n"),
+    # Appointment messages name the time and the clinic only: never the specialty, the
+    # clinician's field or the reason for the visit.
+    "appointment_reminder": Template(
+        "Your CareBridge appointment reminder",
+        "You have an appointment on {when} at {clinic}.\n\nIf you cannot come, please cancel "
+        "or move it in the app so that someone else can have the time.\n",
+        sms="CareBridge reminder: appointment {when} at {clinic}. Cancel in the app if you "
+            "cannot come."),
+    "video_join_reminder": Template(
+        "Your CareBridge video appointment starts soon",
+        "Your video appointment starts soon. Open the app to join.\n",
+        sms="CareBridge: your video appointment starts soon. Open the app to join."),
+    "waitlist_offer": Template(
+        "An earlier appointment is available",
+        "An earlier appointment is available. Open the app within {minutes} minutes to take "
+        "it.\n\nIf you do nothing, it will be offered to someone else and you stay on the "
+        "waiting list.\n",
+        sms="CareBridge: an earlier appointment is available. Open the app within {minutes} "
+            "minutes to take it."),
 }
 
 # What the local logs keep of each message: the link or the code, nothing else.
@@ -106,14 +132,18 @@ class Message:
             raise ValueError(f"no template for message kind {self.kind!r}")
 
 
-def enqueue(message: Message, at: datetime) -> list[Statement]:
+def enqueue(message: Message, at: datetime, not_before: datetime | None = None,
+            about_id: UUID | None = None) -> list[Statement]:
     """The statements that put a message in the outbox; pass them as `also=` to save_all so
-    they commit with the events."""
+    they commit with the events. A planned message (a reminder) is not sent before
+    `not_before`; `about_id` names what it is about, so that it can be withdrawn."""
     return [
         Statement(f"INSERT INTO {OUTBOX} (message_id, account_id, channel, kind, recipient,"
-                  " payload, created_at, next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                  " payload, created_at, next_attempt_at, not_before, about_id)"
+                  " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                   (message.message_id, message.account_id, message.channel, message.kind,
-                   message.recipient, Jsonb(message.params), at, at)),
+                   message.recipient, Jsonb(message.params), at, not_before or at, not_before,
+                   about_id)),
         Statement("SELECT pg_notify(%s, '')", (CHANNEL,)),
     ]
 
@@ -226,6 +256,8 @@ class OutboxDispatcher:
                     row = conn.execute(
                         f"SELECT message_id, account_id, channel, kind, recipient, payload,"
                         f" attempts FROM {OUTBOX} WHERE delivered_at IS NULL AND failed_at IS NULL"
+                        " AND withdrawn_at IS NULL"
+                        " AND (not_before IS NULL OR not_before <= now())"
                         " AND (attempts = 0 OR next_attempt_at <= now())"
                         " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED").fetchone()
                     if row is None:
@@ -281,8 +313,7 @@ class OutboxDispatcher:
                     control.execute(f"LISTEN {CHANNEL}")
                     while not self._stop.is_set():
                         self.deliver_due()
-                        for _ in control.notifies(timeout=self.poll_seconds, stop_after=1):
-                            pass
+                        wait_for_notify(control, self._stop, self.poll_seconds)
             except psycopg.Error as error:
                 log.warning("outbox: database error (%s); retrying", type(error).__name__)
                 self._stop.wait(1.0)

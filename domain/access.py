@@ -19,6 +19,11 @@ The rules, in words:
 - Clinic administrators manage their clinics' care teams and review break-glass there;
   auditors review break-glass everywhere. Neither sees clinical content through the API.
 - Support staff never see a patient's care.
+- A clinic's day list (times, patients' names, consultation types, statuses; nothing clinical)
+  is for the clinic's reception, clinical staff and administrators.
+- Anyone signed in reads the directory of clinics, consultation types and clinicians; a
+  clinic's administrators keep its reference data (schedules), any of them the network-wide
+  consultation types.
 """
 
 from __future__ import annotations
@@ -66,6 +71,10 @@ class Action(StrEnum):
     BREAK_GLASS_OPEN = "break_glass.open"
     BREAK_GLASS_CLOSE = "break_glass.close"
     BREAK_GLASS_REVIEW = "break_glass.review"  # list and review emergency access
+    # Reference data: clinics, rooms, consultation types, clinicians, working patterns.
+    SCHEDULE_READ = "schedule.read"  # the public directory, for anyone signed in
+    SCHEDULE_MANAGE = "schedule.manage"  # a clinic's administrators keep its reference data
+    DAY_LIST_READ = "day_list.read"  # a clinic's day list: times, names, types, statuses
 
 
 @dataclass(frozen=True)
@@ -184,7 +193,7 @@ PARENT_ONLY: dict[Action, ProxyScope] = {
 _OWN_PATIENT_ACTIONS = frozenset({
     Action.CONSENT_GIVE, Action.CONSENT_WITHDRAW, Action.CONSENT_READ, Action.PROFILE_READ,
     Action.PROFILE_UPDATE, Action.PROXIES_MANAGE, Action.REPRESENTED_READ,
-    Action.FEATURES_AVAILABLE, *SCOPE_OF})
+    Action.FEATURES_AVAILABLE, Action.SCHEDULE_READ, *SCOPE_OF})
 
 # Clinical content: the care team (or break-glass) only; never reception, support, auditors.
 CLINICAL_ACTIONS = frozenset({
@@ -214,6 +223,9 @@ STAFF_ROLES_FOR: dict[Action, frozenset[Role]] = {
     Action.BREAK_GLASS_OPEN: BREAK_GLASS_ROLES,
     Action.BREAK_GLASS_CLOSE: BREAK_GLASS_ROLES,
     Action.BREAK_GLASS_REVIEW: _REVIEWERS,
+    Action.SCHEDULE_READ: frozenset(Role) - {Role.PATIENT},
+    Action.SCHEDULE_MANAGE: frozenset({Role.CLINIC_ADMIN}),
+    Action.DAY_LIST_READ: CLINICAL_ROLES | _ADMINISTRATIVE_ROLES,
 }
 PATIENT_ACTIONS = _OWN_PATIENT_ACTIONS | {Action.PROXY_RESPOND} | PARENT_ONLY.keys()
 
@@ -229,6 +241,12 @@ def may_ever(actor: Actor, action: Action) -> bool:
 
 def is_allowed(actor: Actor, action: Action,
                resource: PatientResource | ClinicResource | None = None) -> bool:
+    if action in SCHEDULE_ACTIONS:
+        return _may_use_schedules(actor, action, resource)
+    if action == Action.DAY_LIST_READ:
+        # Reception, clinical staff and administrators of the clinic; no clinical content.
+        return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
+                and resource.clinic_id in actor.clinic_ids)
     if action in FEATURE_FLAG_ACTIONS or isinstance(resource, ClinicResource):
         return _may_use_feature_flags(actor, action, resource)
     if actor.role == Role.PATIENT:
@@ -304,6 +322,23 @@ def _may_use_feature_flags(actor: Actor, action: Action,
     if isinstance(resource, ClinicResource):
         return resource.clinic_id in actor.clinic_ids
     return resource is None and action == Action.FEATURE_FLAGS_READ
+
+
+SCHEDULE_ACTIONS = frozenset({Action.SCHEDULE_READ, Action.SCHEDULE_MANAGE})
+
+
+def _may_use_schedules(actor: Actor, action: Action,
+                       resource: PatientResource | ClinicResource | None) -> bool:
+    """Anyone signed in reads the directory of clinics and clinicians. A clinic's reference
+    data is changed by its administrators only; network-wide data (no clinic named, such as
+    the consultation types) by any clinic administrator."""
+    if action == Action.SCHEDULE_READ:
+        return resource is None  # the directory, never a patient's or a clinic's own records
+    if actor.role != Role.CLINIC_ADMIN or actor.system:
+        return False
+    if isinstance(resource, ClinicResource):
+        return resource.clinic_id in actor.clinic_ids
+    return resource is None
 
 
 def authorise(actor: Actor, action: Action,

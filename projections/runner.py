@@ -21,7 +21,7 @@ from eventsourcing.application import Application
 from psycopg import sql
 
 from commands.codec import CareMapper
-from commands.eventstore import EVENTSTORE_SCHEMA, events_table
+from commands.eventstore import EVENTSTORE_SCHEMA, events_table, wait_for_notify
 from projections.base import REBUILD_SUFFIX, Envelope, Projection, Tables
 
 log = logging.getLogger("carebridge.projections")
@@ -134,6 +134,10 @@ class ProjectionRunner:
                                         daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Asks the loop to end (it notices within its poll interval); `stop` waits for it."""
+        self._stop.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -167,8 +171,7 @@ class ProjectionRunner:
             try:
                 while not self._stop.is_set():
                     self.catch_up(work)
-                    for _ in control.notifies(timeout=poll_interval, stop_after=1):
-                        pass
+                    wait_for_notify(control, self._stop, poll_interval)
             finally:
                 self.is_leader = False
 

@@ -166,12 +166,28 @@ def client(container: Any, clock: Clock) -> Iterator[Any]:
     """A Litestar test client with the projection runners running in the background."""
     from litestar.testing import TestClient
 
-    from api.app import create_app
-
     container.start_projections()
-    app = create_app(container, TOKEN_SECRET, clock=clock)
+    app = _app_for(container, clock)
     with TestClient(app) as test_client:
         yield test_client
+
+
+_APPS: dict[Any, Any] = {}
+
+
+def _app_for(container: Any, clock: Clock) -> Any:
+    """The Litestar app, built once per settings that shape it (building it takes longer than
+    most tests), and pointed at this test's container and clock."""
+    from api.app import create_app
+
+    settings = container.settings
+    key = (settings.rate_limit_per_minute, settings.access_token_minutes, settings.broker_url)
+    app = _APPS.get(key)
+    if app is None:
+        app = _APPS[key] = create_app(container, TOKEN_SECRET, clock=clock)
+    app.state.container = container
+    app.state.clock = clock
+    return app
 
 
 @pytest.fixture

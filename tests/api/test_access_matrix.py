@@ -113,6 +113,72 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/feature-flags/{feature}/rules/remove"):
                                                          "A   N   N   N   N   N   N   N   N   Y   N",
     ("GET", "/v1/me/features"):                          "A   Y   Y   N   N   N   N   N   N   N   N",
+    # Availability: anyone signed in (the matrix's schedule is empty; the clinician is made
+    # up). Calendar: a made-up appointment is not found for those who may read appointments;
+    # the feed is the patient's own, and its address (here made up) is the only credential.
+    ("GET", "/v1/availability"):                         "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/v1/clinicians/{account_id}/next-slots"):   "A   F   F   F   F   F   F   F   F   F   F",
+    ("GET", "/v1/appointments/{appointment_id}/calendar.ics"):
+                                                         "A   F   F   F   F   F   F   F   N   F   N",
+    ("POST", "/v1/me/calendar-feed"):                    "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("DELETE", "/v1/me/calendar-feed"):                  "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/calendar-feeds/{feed_file}"):           "F   F   F   F   F   F   F   F   F   F   F",
+    # Appointments: a made-up clinician or appointment. Patients get past access control to the
+    # input check or the lookup; staff use the staff endpoints. Booking for Ada needs a
+    # relationship with her, which no staff member here has.
+    ("POST", "/v1/appointments/holds"):                  "A   V   V   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/appointments/{appointment_id}/confirm"): "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/appointments/{appointment_id}/cancel"): "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/appointments/{appointment_id}/reschedule"):
+                                                         "A   F   F   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/appointments/{appointment_id}"):        "A   F   F   F   F   F   F   F   N   F   N",
+    ("POST", "/v1/staff/appointments"):                  "A   N   N   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/staff/appointments/{appointment_id}/cancel"):
+                                                         "A   N   N   F   F   F   F   F   N   F   N",
+    ("POST", "/v1/staff/appointments/{appointment_id}/arrived"):
+                                                         "A   N   N   F   F   F   F   F   N   F   N",
+    ("POST", "/v1/staff/appointments/{appointment_id}/no-show"):
+                                                         "A   N   N   F   F   F   F   F   N   F   N",
+    # Reference data: each clinic's administrators (the matrix's work at riverside); the
+    # clinician rows name a made-up account. Anyone signed in reads the directory.
+    ("PUT", "/v1/admin/clinics/{clinic_id}"):            "A   N   N   N   N   N   N   N   N   Y   N",
+    ("POST", "/v1/admin/clinics/{clinic_id}/closures"):  "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/admin/clinics/{clinic_id}/history"):    "A   N   N   N   N   N   N   N   N   Y   N",
+    ("PUT", "/v1/admin/rooms/{room_id}"):                "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/admin/rooms/{room_id}/history"):        "A   N   N   N   N   N   N   N   N   Y   N",
+    ("PUT", "/v1/admin/consultation-types/{type_id}"):   "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/admin/consultation-types/{type_id}/history"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("PUT", "/v1/admin/clinicians/{account_id}"):        "A   N   N   N   N   N   N   N   N   F   N",
+    ("PUT", "/v1/admin/clinicians/{account_id}/working-pattern"):
+                                                         "A   N   N   N   N   N   N   N   N   F   N",
+    ("POST", "/v1/admin/clinicians/{account_id}/leave"): "A   N   N   N   N   N   N   N   N   F   N",
+    ("POST", "/v1/admin/clinicians/{account_id}/extra-sessions"):
+                                                         "A   N   N   N   N   N   N   N   N   F   N",
+    ("GET", "/v1/admin/clinicians/{account_id}/history"): "A   N   N   N   N   N   N   N   N   F   N",
+    ("POST", "/v1/admin/schedule-import"):               "A   N   N   N   N   N   N   N   N   V   N",
+    ("GET", "/v1/clinics"):                              "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/v1/clinics/{clinic_id}"):                  "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/v1/consultation-types"):                   "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/v1/clinicians"):                           "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/v1/clinicians/{account_id}"):              "A   F   F   F   F   F   F   F   F   F   F",
+    # Visits: Ada's own; nobody here is her proxy or in her care team. The appointment is
+    # made up (not found, whoever asks). Day lists: the matrix's staff work at riverside;
+    # the clinician is made up.
+    ("GET", "/v1/me/appointments"):                      "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/patients/{patient_id}/appointments"):   "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/appointments/{appointment_id}/outstanding"):
+                                                         "A   F   F   F   F   F   F   F   F   F   F",
+    ("GET", "/v1/staff/day-list"):                       "A   N   N   Y   Y   Y   Y   Y   N   Y   N",
+    ("GET", "/v1/staff/clinicians/{account_id}/day-list"):
+                                                         "A   N   N   F   F   F   F   F   N   F   N",
+    # The waitlist is a patient's own; joining names a last day before the first.
+    ("POST", "/v1/me/waitlist"):                         "A   V   V   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/me/waitlist"):                          "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("DELETE", "/v1/me/waitlist/{entry_id}"):            "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/me/waitlist/offers/{entry_id}/accept"): "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/me/waitlist/offers/{entry_id}/decline"):
+                                                         "A   F   F   N   N   N   N   N   N   N   N",
 }
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 
@@ -137,6 +203,8 @@ def log_in(client: Any, email: str, password: str) -> dict[str, Any]:
 
 NOBODYS_PASSKEY = "00000000-0000-4000-8000-00000000e1e1"
 NOBODYS_ID = "00000000-0000-4000-8000-0000000000e2"  # no care relationship, grant or access
+REFERENCE_IDS = {"clinic_id": "riverside", "room_id": "riverside-room-1",
+                 "type_id": "gp-in-person", "account_id": NOBODYS_ID}
 MADE_UP_PASSKEY = {"id": "bWFkZS11cC1wYXNza2V5", "rawId": "bWFkZS11cC1wYXNza2V5",
                    "type": "public-key", "response": {"clientDataJSON": "e30",
                                                       "authenticatorData": "AA", "signature": "AA"}}
@@ -152,10 +220,16 @@ class Requests:
     def path(self, template: str) -> str:
         consent_type = "data_sharing" if "/staff/consent-texts/" in template else "telemedicine"
         query = "?clinic_id=riverside" if template == "/v1/me/features" else ""
+        query = {"/v1/staff/day-list": "?clinic_id=riverside&date=2026-11-23",
+                 "/v1/staff/clinicians/{account_id}/day-list": "?date=2026-11-23"}.get(
+                     template, query)
         return template.format(consent_type=consent_type, patient_id=self.patient_id,
                                feature="telemedicine", passkey_id=NOBODYS_PASSKEY,
                                relationship_id=NOBODYS_ID, grant_id=NOBODYS_ID,
-                               access_id=NOBODYS_ID, device_id="a-device") + query
+                               access_id=NOBODYS_ID, appointment_id=NOBODYS_ID,
+                               device_id="a-device", entry_id=NOBODYS_ID,
+                               feed_file="a-made-up-feed-token-nobody-holds.ics",
+                               **REFERENCE_IDS) + query
 
     def body(self, method: str, template: str) -> dict[str, Any] | None:
         if method not in ("POST", "PUT"):
@@ -205,6 +279,45 @@ class Requests:
             "/v1/me/proxies": {"email": f"carer.{n}@patients.test", "kind": "carer",
                                "scopes": ["appointments"]},
             "/v1/me/proxies/{grant_id}/scopes": {"scopes": ["appointments"]},
+            "/v1/admin/clinics/{clinic_id}": {
+                "name": "Riverside Health Centre", "address_lines": ["1 River Street"],
+                "town": "Bristol", "postcode": "BS1 1AA", "timezone": "Europe/London"},
+            "/v1/admin/clinics/{clinic_id}/closures": {"days": ["2026-12-25"],
+                                                       "reason": "Christmas Day"},
+            "/v1/admin/rooms/{room_id}": {"clinic_id": "riverside", "kind": "consulting",
+                                          "name": "Room 1"},
+            "/v1/admin/consultation-types/{type_id}": {
+                "name": "GP appointment", "mode": "in_person", "duration_minutes": 15,
+                "room_kind": "consulting"},
+            "/v1/admin/clinicians/{account_id}": {
+                "display_name": "Dr Nobody", "specialty": "general practice",
+                "languages": ["en"], "clinic_ids": ["riverside"],
+                "consultation_type_ids": ["gp-in-person"]},
+            "/v1/admin/clinicians/{account_id}/working-pattern": {"valid_from": "2026-11-30",
+                                                                  "sessions": []},
+            "/v1/admin/clinicians/{account_id}/leave": {"first_day": "2026-12-01",
+                                                        "last_day": "2026-12-02"},
+            "/v1/admin/clinicians/{account_id}/extra-sessions": {
+                "day": "2026-12-05", "starts": "09:00", "ends": "12:00",
+                "clinic_id": "riverside", "slot_minutes": 15,
+                "consultation_type_ids": ["gp-in-person"]},
+            # A clinician nobody knows: the administrator gets past access control to the rows.
+            "/v1/admin/schedule-import": {"csv": "clinician,clinic,weekday,start,end,"
+                                          "slot_minutes,consultation_types,valid_from,"
+                                          "valid_until\nnobody@clinic.test,riverside,monday,"
+                                          "09:00,12:00,15,gp-in-person,2026-11-30,\n"},
+            "/v1/appointments/holds": {"clinician_id": NOBODYS_ID,
+                                       "consultation_type_id": "gp-in-person",
+                                       "starts_at": "2027-01-04T09:00:00Z"},
+            "/v1/appointments/{appointment_id}/cancel": {"reason_code": "cannot_attend"},
+            "/v1/me/waitlist": {"clinic_id": "riverside", "consultation_type_id": "gp-in-person",
+                                "date_from": "2026-11-30", "date_to": "2026-11-01"},
+            "/v1/appointments/{appointment_id}/reschedule": {"starts_at": "2027-01-04T09:00:00Z"},
+            "/v1/staff/appointments": {"patient_id": self.patient_id, "clinician_id": NOBODYS_ID,
+                                       "consultation_type_id": "gp-in-person",
+                                       "starts_at": "2027-01-04T09:00:00Z"},
+            "/v1/staff/appointments/{appointment_id}/cancel": {
+                "reason_code": "clinic_closed", "note_for_patient": None},
             "/v1/staff/consent-texts/{consent_type}": {
                 "version": f"2027-{n:02d}", "text": "A new wording of the data sharing consent."},
             "/v1/me/profile/contact": {"mobile_phone": "+44 7700 900123"},
