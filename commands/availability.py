@@ -10,16 +10,19 @@ Speed (the issue asks for the next 20 free slots across 200 clinicians over 12 w
 scheduling context's snapshot position (`current().position`: one cheap query per search,
 and exact), or by a `version` the source exposes; a source with neither (StaticSchedule) is
 re-read after `cache_seconds` (a possibly stale *display* for that long; booking itself is
-enforced by the aggregates). Days
-are taken in chunks that double (one day, two, four...), their slots merged in time order
-across clinicians, and the walk stops at `limit`. Bookings are read with one index-friendly
-query per stretch of that walk, the stretches doubling from one hour, so a search that fills
-early reads only the bookings of its first hour or two, not of the whole window.
+enforced by the aggregates). The bookings are mirrored in memory (`PostgresBookings`): each
+search first reads the changes numbered since the last one (migrations/0011; one indexed
+query when nothing changed), so it sees every booking committed before it began, and then
+works on sorted per-clinician and per-room lists whose starts are POSIX seconds (bisecting
+floats, not datetimes). Days are taken in chunks that double (one day, two, four...), their
+slots merged in time order across clinicians, and the walk stops at `limit`. The first search
+of a process loads the mirror (about 3 s for 140,000 bookings).
 """
 
 from __future__ import annotations
 
 import heapq
+import threading
 import time as monotonic_clock
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
@@ -71,9 +74,10 @@ class FreeSlot:
 class Taken:
     """The active bookings and holds that can touch the slots of one stretch of days."""
 
-    by_clinician: dict[UUID, tuple[list[datetime], list[Occupancy]]]
-    by_room: dict[str, tuple[list[datetime], list[Occupancy]]]
+    by_clinician: dict[UUID, Any]  # an index: (starts, occupancies[, held until])
+    by_room: dict[str, Any]
     longest: timedelta  # no occupancy is longer than this
+    at: datetime | None = None  # with held-until lists: holds that ran out by then are ignored
 
 
 class BookingsReader(Protocol):
@@ -86,44 +90,127 @@ class BookingsReader(Protocol):
         ...
 
 
-# Occupancies never run longer than a day, so "starts within a day before the window" finds
-# every entry that overlaps it while the (clinician_id, starts_at) index does the work.
-_ACTIVE = """
-SELECT clinician_id, room_id, starts_at, ends_at, consultation_type_id
+_LATEST = "SELECT max(change) FROM carebridge.slot_bookings"
+_CHANGED = """
+SELECT appointment_id, clinician_id, room_id, starts_at, ends_at, consultation_type_id, status,
+       hold_expires_at, change
   FROM carebridge.slot_bookings
- WHERE status <> 'released'
-   AND (status = 'booked' OR hold_expires_at > %(at)s)
-   AND starts_at >= %(earliest)s AND starts_at < %(end)s AND ends_at > %(start)s
-   AND (clinician_id = ANY(%(clinicians)s) OR room_id = ANY(%(rooms)s))
+ WHERE change > %(after)s AND (status <> 'released' OR %(after)s > 0)
+   AND (ends_at > %(since)s OR %(after)s > 0)
 """
-# Only the entries that overlap one of the given spans: the slots still in question.
-_IN_SPANS = """
-WITH wanted AS (
-    SELECT range_agg(tstzrange(s, e)) AS spans
-      FROM unnest(%(span_starts)s::timestamptz[], %(span_ends)s::timestamptz[]) AS w(s, e))
-""" + _ACTIVE.replace("FROM carebridge.slot_bookings", "FROM carebridge.slot_bookings, wanted") \
-    + "   AND tstzrange(starts_at, ends_at) && wanted.spans\n"
+# An entry: (clinician, room, occupancy, held until (None when booked)).
+_Entry = tuple[UUID, str | None, Occupancy, datetime | None]
+# Sorted by start: the starts (POSIX seconds), the occupancies, when each hold runs out (None:
+# booked), whose.
+_Index = tuple[list[float], list[Occupancy], list[datetime | None], list[UUID]]
 
 
 class PostgresBookings:
-    """Reads the booking lookup table that the appointments context keeps with its events."""
+    """Reads the booking lookup table that the appointments context keeps with its events,
+    through an in-memory mirror that each search brings up to date with the changes numbered
+    since the last one (migrations/0011): one indexed query when nothing changed, and only
+    the changed rows otherwise. The mirror holds entries that end after its floor: a day
+    before the first search's moment (a search about an earlier moment starts it again)."""
 
-    def __init__(self, datastore: Any) -> None:
+    def __init__(self, datastore: Any, keep: timedelta = timedelta(days=1)) -> None:
         self.datastore = datastore  # an eventsourcing PostgresDatastore (its connection pool)
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._change = 0
+        self._entries: dict[UUID, _Entry] = {}
+        self._by_clinician: dict[UUID, set[UUID]] = {}
+        self._by_room: dict[str, set[UUID]] = {}
+        self._indexes: dict[Any, _Index] = {}  # clinician id or room id -> sorted entries
+        self._floor: datetime | None = None
+        self.longest = timedelta(0)  # the longest entry seen: how far back a search looks
+
+    def refresh(self, at: datetime) -> None:
+        with self._lock, self.datastore.get_connection() as conn:
+            if self._floor is None or at - self.keep < self._floor:
+                self._start_again(at - self.keep)
+            cur = conn.cursor(row_factory=tuple_row, binary=True)
+            latest = cur.execute(_LATEST, prepare=True).fetchone()
+            if latest is None or latest[0] is None or latest[0] <= self._change:
+                return
+            cur.execute(_CHANGED, {"after": self._change, "since": self._floor}, prepare=True)
+            for (appointment_id, clinician, room, starts, ends, type_id, status, held_until,
+                 change) in cur.fetchall():
+                self._forget(appointment_id)
+                if status != "released" and ends > self._floor:
+                    self.longest = max(self.longest, ends - starts)
+                    self._entries[appointment_id] = (
+                        clinician, room, Occupancy(starts, ends, type_id, room),
+                        held_until if status == "held" else None)
+                    self._by_clinician.setdefault(clinician, set()).add(appointment_id)
+                    self._indexes.pop(clinician, None)
+                    if room is not None:
+                        self._by_room.setdefault(room, set()).add(appointment_id)
+                        self._indexes.pop(room, None)
+                self._change = max(self._change, change)
+            self._change = max(self._change, latest[0])
+
+    def _start_again(self, floor: datetime) -> None:
+        self._floor, self._change = floor, 0
+        self._entries.clear()
+        self._by_clinician.clear()
+        self._by_room.clear()
+        self._indexes.clear()
+
+    def _forget(self, appointment_id: UUID) -> None:
+        old = self._entries.pop(appointment_id, None)
+        if old is None:
+            return
+        clinician, room = old[0], old[1]
+        self._by_clinician.get(clinician, set()).discard(appointment_id)
+        self._indexes.pop(clinician, None)
+        if room is not None:
+            self._by_room.get(room, set()).discard(appointment_id)
+            self._indexes.pop(room, None)
+
+    def _index(self, key: Any, members: dict[Any, set[UUID]]) -> _Index | None:
+        index = self._indexes.get(key)
+        if index is None:
+            ids = members.get(key)
+            if not ids:
+                return None
+            entries = sorted((self._entries[i] for i in ids), key=lambda e: e[2].starts_at)
+            index = self._indexes[key] = ([e[2].starts_at.timestamp() for e in entries],
+                                          [e[2] for e in entries], [e[3] for e in entries],
+                                          [e[0] for e in entries])
+        return index
+
+    def snapshot(self, clinician_ids: Sequence[UUID],
+                 room_ids: Sequence[str]) -> tuple[dict[UUID, _Index], dict[str, _Index]]:
+        """The mirror's sorted entries of these clinicians and rooms (holds included, with
+        when they run out), for searches to read without copying."""
+        with self._lock:
+            by_clinician = {c: i for c in clinician_ids
+                            if (i := self._index(c, self._by_clinician)) is not None}
+            by_room = {r: i for r in room_ids if (i := self._index(r, self._by_room)) is not None}
+        return by_clinician, by_room
 
     def active(self, clinician_ids: Sequence[UUID], room_ids: Sequence[str], start: datetime,
                end: datetime, at: datetime,
                spans: Sequence[tuple[datetime, datetime]] | None = None,
                ) -> list[tuple[UUID, str | None, Occupancy]]:
-        params = {"at": at, "earliest": start - timedelta(days=1), "end": end, "start": start,
-                  "clinicians": list(clinician_ids), "rooms": list(room_ids)}
-        if spans is not None:
-            params |= {"span_starts": [s for s, _ in spans], "span_ends": [e for _, e in spans]}
-        with self.datastore.get_connection() as conn:
-            cur = conn.cursor(row_factory=tuple_row, binary=True)  # cheaper to decode
-            cur.execute(_ACTIVE if spans is None else _IN_SPANS, params, prepare=True)
-            return [(clinician, room, Occupancy(starts, ends, type_id, room))
-                    for clinician, room, starts, ends, type_id in cur.fetchall()]
+        """Entries active at `at` (booked, or held with the hold running) that overlap
+        [start, end) for one of the clinicians or rooms."""
+        earliest = start - timedelta(days=1)  # no occupancy runs longer than a day
+        found: dict[int, tuple[UUID, str | None, Occupancy]] = {}
+        with self._lock:
+            indexes = [self._index(c, self._by_clinician) for c in clinician_ids]
+            indexes += [self._index(r, self._by_room) for r in room_ids]
+        for index in indexes:
+            if index is None:
+                continue
+            starts, occupancies, held, whose = index
+            lo = bisect_left(starts, earliest.timestamp())
+            hi = bisect_left(starts, end.timestamp())
+            for n in range(lo, hi):
+                occupancy, held_until = occupancies[n], held[n]
+                if occupancy.ends_at > start and (held_until is None or held_until > at):
+                    found[id(occupancy)] = (whose[n], occupancy.room_id, occupancy)
+        return list(found.values())
 
 
 @dataclass(frozen=True)
@@ -233,6 +320,9 @@ class Availability:
         Without a consultation type, a slot is listed once, with the first of the session's
         types that fits there."""
         cache = self._fresh_cache()
+        refresh = getattr(self.bookings, "refresh", None)
+        if refresh is not None:
+            refresh(at)  # the bookings mirror, up to date as of this search
         types = self._types(cache)
         if consultation_type_id is not None and consultation_type_id not in types:
             return []
@@ -287,9 +377,8 @@ class Availability:
         First the clinicians' own bookings decide; then, for the slots still free, the rooms
         they need, reading only the room bookings that overlap those slots."""
         who = sorted({n for _, _, n, _ in stretch})
-        mine = _taken_by(self.bookings.active(
-            [clinicians[n].account_id for n in who], [], stretch[0][0],
-            stretch[-1][0] + longest, at), longest)
+        mine = self._taken([clinicians[n].account_id for n in who], [], stretch[0][0],
+                           stretch[-1][0] + longest, at, longest)
         found: list[FreeSlot] = []
         position = 0
         while position < len(stretch) and len(found) < wanted:
@@ -316,9 +405,8 @@ class Availability:
                         spans.append((starts_at, starts_at + cache.occupies[kind.type_id]))
             taken_rooms = Taken({}, {}, longest)
             if spans:
-                taken_rooms = _taken_by(self.bookings.active(
-                    [], sorted(rooms), min(s for s, _ in spans), max(e for _, e in spans), at,
-                    spans=spans), longest)
+                taken_rooms = self._taken([], sorted(rooms), min(s for s, _ in spans),
+                                          max(e for _, e in spans), at, longest, spans)
             for candidate, n, kinds in open_slots:
                 if len(found) >= wanted and found[-1].starts_at < candidate.starts_at:
                     break
@@ -332,6 +420,19 @@ class Availability:
                                               places))
                         break
         return found
+
+    def _taken(self, clinician_ids: list[UUID], room_ids: list[str], start: datetime,
+               end: datetime, at: datetime, longest: timedelta,
+               spans: list[tuple[datetime, datetime]] | None = None) -> Taken:
+        """What is taken from these clinicians and rooms: straight from the bookings mirror
+        when the reader has one, else from the rows it reads."""
+        snapshot = getattr(self.bookings, "snapshot", None)
+        if snapshot is not None:
+            by_clinician, by_room = snapshot(clinician_ids, room_ids)
+            mirrored: timedelta = getattr(self.bookings, "longest", longest)
+            return Taken(by_clinician, by_room, max(longest, mirrored), at)
+        return _taken_by(self.bookings.active(clinician_ids, room_ids, start, end, at,
+                                              spans=spans), longest)
 
     def _fitting_kinds(self, candidate: Candidate, clinician: ClinicianInfo, type_id: str | None,
                        types: dict[str, ConsultationTypeInfo],
@@ -348,7 +449,7 @@ class Availability:
             if end > candidate.session.ends_at:
                 continue  # the appointment would run past the end of the session
             mine = _overlapping(taken.by_clinician.get(clinician.account_id), start, end,
-                                taken.longest)
+                                taken.longest, taken.at)
             if fits(mine, kind, start):
                 in_group = sum(1 for o in mine
                                if o.type_id == kind.type_id and o.starts_at == start)
@@ -371,8 +472,8 @@ class Availability:
         start = candidate.starts_at
         end = start + cache.occupies[kind.type_id]
         room = next((room for room in self._rooms_needed(candidate.session, kind, cache)
-                     if fits(_overlapping(taken.by_room.get(room), start, end, taken.longest),
-                             kind, start)), None)
+                     if fits(_overlapping(taken.by_room.get(room), start, end, taken.longest,
+                                          taken.at), kind, start)), None)
         return room is not None, room
 
 
@@ -415,21 +516,29 @@ def _same_language(spoken: str, wanted: str) -> bool:
     return spoken == wanted or spoken.split("-")[0] == wanted
 
 
-def _indexed(groups: dict[Any, list[Occupancy]]) -> dict[Any, tuple[list[datetime],
+def _indexed(groups: dict[Any, list[Occupancy]]) -> dict[Any, tuple[list[float],
                                                                 list[Occupancy]]]:
     indexed = {}
     for key, occupancies in groups.items():
         occupancies.sort(key=lambda o: o.starts_at)
-        indexed[key] = ([o.starts_at for o in occupancies], occupancies)
+        indexed[key] = ([o.starts_at.timestamp() for o in occupancies], occupancies)
     return indexed
 
 
-def _overlapping(index: tuple[list[datetime], list[Occupancy]] | None, start: datetime,
-                 end: datetime, longest: timedelta) -> list[Occupancy]:
+def _overlapping(index: Any, start: datetime, end: datetime, longest: timedelta,
+                 at: datetime | None = None) -> list[Occupancy]:
     """The occupancies that can overlap [start, end): `fits` decides on exactly these, as the
-    others cannot change its answer."""
+    others cannot change its answer. An index with held-until times (the bookings mirror's)
+    leaves out holds that ran out by `at`."""
     if index is None:
         return []
-    starts, occupancies = index
-    lo, hi = bisect_left(starts, start - longest), bisect_left(starts, end)
-    return [o for o in occupancies[lo:hi] if o.ends_at > start]
+    # Indexes hold starts as POSIX seconds: bisecting floats is far cheaper than datetimes.
+    starts, occupancies = index[0], index[1]
+    begins = start.timestamp()
+    lo = bisect_left(starts, begins - longest.total_seconds())
+    hi = bisect_left(starts, end.timestamp())
+    if len(index) == 2:
+        return [o for o in occupancies[lo:hi] if o.ends_at > start]
+    held = index[2]
+    return [occupancies[n] for n in range(lo, hi)
+            if occupancies[n].ends_at > start and (held[n] is None or held[n] > at)]
