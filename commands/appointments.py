@@ -236,9 +236,13 @@ class AppointmentsApplication(CareApplication):
                 ledger.reserve(current.id, place.kind, new_starts_at, room_id, None,
                                by=actor.ref, at=at)
             current.reschedule(new_starts_at, place.ends_at, room_id, clinician_id,
-                               by=actor.ref, at=at)
+                               by=actor.ref, at=at,
+                               reason=override_reason.strip() if by_staff and override_reason
+                               else None)
             touched = [current, *[o for o in old if o.id not in kept], *new]
-            return _view(current, at), touched, [_slot_row(current, at)]
+            told = self._tell_patient(current, place.clinic, "appointment_moved_by_clinic",
+                                      at) if by_staff else []
+            return _view(current, at), touched, [_slot_row(current, at), *told]
 
         outcome = self._decide(key, decide, taken=lambda: self._taken(place, at),
                                days=(clinician_day_id(clinician_id, place.day),
@@ -583,10 +587,15 @@ class AppointmentsApplication(CareApplication):
 
     def _tell_patient_of_cancellation(self, appointment: Appointment, clinic: ClinicInfo,
                                       at: datetime) -> list[Statement]:
+        return self._tell_patient(appointment, clinic, "appointment_cancelled_by_clinic", at)
+
+    def _tell_patient(self, appointment: Appointment, clinic: ClinicInfo, kind: str,
+                      at: datetime) -> list[Statement]:
+        """A message to the patient naming only the time and the clinic."""
         account = self.care.identity.find_account(appointment.patient_id) if self.care else None
         if account is None:
             return []
-        return enqueue(Message("appointment_cancelled_by_clinic", "email", account.id,
+        return enqueue(Message(kind, "email", account.id,
                                account.email, {"when": local_when(appointment.starts_at,
                                                                   clinic.zone),
                                                "clinic": clinic.name}), at)

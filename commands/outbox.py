@@ -82,6 +82,12 @@ TEMPLATES: dict[str, Template] = {
         "example with bookings.\n\nSign in to the CareBridge app and open 'People I help' to "
         "accept or decline. If you do not know why you received this, decline or ignore it.\n"),
     # Only the time and the clinic: never the type of consultation, the clinician or a reason.
+    "appointment_moved_by_clinic": Template(
+        "Your appointment has been moved",
+        "The clinic has moved your appointment at {clinic}. It is now on {when}.\n\nOpen the "
+        "CareBridge app to see the details, or to choose another time.\n",
+        sms="CareBridge: your appointment at {clinic} is now on {when}. Open the app for "
+        "details."),
     "appointment_cancelled_by_clinic": Template(
         "Your appointment has been cancelled",
         "Your appointment on {when} at {clinic} has been cancelled by the clinic. We are "

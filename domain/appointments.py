@@ -168,9 +168,10 @@ class Appointment(CareAggregate):
                 "again.", limit="count", max_reschedules=policy.max_reschedules)
 
     def reschedule(self, starts_at: datetime, ends_at: datetime, room_id: str | None,
-                   clinician_id: UUID, by: str, at: datetime) -> None:
+                   clinician_id: UUID, by: str, at: datetime, reason: str | None = None) -> None:
+        """Moves the appointment; `reason` is the clinic's, when staff move it (staff-only)."""
         self._rescheduled(from_starts_at=self.starts_at, from_clinician_id=self.clinician_id,
-                          starts_at=starts_at, ends_at=ends_at,
+                          starts_at=starts_at, ends_at=ends_at, reason=reason,
                           room_id=room_id, clinician_id=clinician_id,
                           reschedule_count=self.reschedule_count + 1, by=by, at=at)
 
@@ -214,7 +215,8 @@ class Appointment(CareAggregate):
 
     @event("Rescheduled", topic=topic("appointments", "Appointment.Rescheduled"))
     def _rescheduled(self, from_starts_at: datetime, from_clinician_id: UUID,
-                     starts_at: datetime, ends_at: datetime, room_id: str | None,
+                     starts_at: datetime, ends_at: datetime, reason: str | None,
+                     room_id: str | None,
                      clinician_id: UUID, reschedule_count: int, by: str, at: datetime) -> None:
         self.starts_at, self.ends_at, self.room_id = starts_at, ends_at, room_id
         self.clinician_id, self.reschedule_count = clinician_id, reschedule_count

@@ -54,6 +54,12 @@ class Cancel(msgspec.Struct, forbid_unknown_fields=True):
     reason_code: CancellationReason
 
 
+class StaffReschedule(msgspec.Struct, forbid_unknown_fields=True):
+    starts_at: AwareTime
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]  # staff-only
+    clinician_id: UUID | None = None
+
+
 class StaffCancel(msgspec.Struct, forbid_unknown_fields=True):
     reason_code: CancellationReason
     note_for_patient: Annotated[str, msgspec.Meta(max_length=500)] | None = None
@@ -237,6 +243,20 @@ class StaffAppointmentController(Controller):
         return _cancellation(container.appointments.cancel(
             actor, appointment_id, data.reason_code, at=now, note=data.note_for_patient,
             key=key))
+
+    @post("/{appointment_id:uuid}/reschedule", status_code=200, sync_to_thread=True,
+          summary="Move for the clinic with a reason (outside the patient's policy if need "
+          "be); the patient is told")
+    def reschedule(self, request: Request[Any, Any, State], appointment_id: FromPath[UUID],
+                   data: JSONBody[StaffReschedule], actor: NamedDependency[Actor],
+                   container: NamedDependency[Container],
+                   now: NamedDependency[datetime]) -> Response[AppointmentState]:
+        _staff_only(actor)
+        key = idempotency_key(request, actor.ref,
+                              f"appointments.staff_reschedule.{appointment_id}", data)
+        return _answer(container.appointments.reschedule(
+            actor, appointment_id, data.starts_at, at=now, key=key,
+            new_clinician_id=data.clinician_id, override_reason=data.reason))
 
     @post("/{appointment_id:uuid}/arrived", status_code=200, sync_to_thread=True,
           summary="Record that the patient has arrived")

@@ -135,6 +135,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/v1/staff/appointments"):                  "A   N   N   N   N   N   N   N   N   N   N",
     ("POST", "/v1/staff/appointments/{appointment_id}/cancel"):
                                                          "A   N   N   F   F   F   F   F   N   F   N",
+    ("POST", "/v1/staff/appointments/{appointment_id}/reschedule"):
+                                                         "A   N   N   F   F   F   F   F   N   F   N",
     ("POST", "/v1/staff/appointments/{appointment_id}/arrived"):
                                                          "A   N   N   F   F   F   F   F   N   F   N",
     ("POST", "/v1/staff/appointments/{appointment_id}/no-show"):
@@ -318,6 +320,8 @@ class Requests:
                                        "starts_at": "2027-01-04T09:00:00Z"},
             "/v1/staff/appointments/{appointment_id}/cancel": {
                 "reason_code": "clinic_closed", "note_for_patient": None},
+            "/v1/staff/appointments/{appointment_id}/reschedule": {
+                "starts_at": "2027-01-04T09:00:00Z", "reason": "Dr Patel is on a course"},
             "/v1/staff/consent-texts/{consent_type}": {
                 "version": f"2027-{n:02d}", "text": "A new wording of the data sharing consent."},
             "/v1/me/profile/contact": {"mobile_phone": "+44 7700 900123"},

@@ -228,6 +228,38 @@ def test_the_clinic_cancels_and_the_patient_is_told_without_medical_detail(
         assert medical not in text
 
 
+def test_the_clinic_moves_an_appointment_with_a_reason_and_the_patient_is_told(
+        client, clinic, clock, sign_up, staff_member, container):
+    grace = sign_up()
+    booked = book(client, grace, clinic["doctor"])
+    reception = staff_member("reception")
+    path = f"/v1/staff/appointments/{booked['appointment_id']}/reschedule"
+    later = MONDAY_NINE + timedelta(minutes=30)
+
+    by_patient = client.post(path, headers=auth(grace),
+                             json={"starts_at": later.isoformat(), "reason": "x"})
+    moved = client.post(path, headers=auth(reception),
+                        json={"starts_at": later.isoformat(),
+                              "reason": "Dr Patel is on a course that morning"})
+
+    assert_problem(by_patient, 403)
+    assert moved.status_code == 200, moved.text
+    event = list(container.appointments.events.get(UUID(booked["appointment_id"])))[-1]
+    assert (type(event).__name__, event.reason) == ("Rescheduled",
+                                                    "Dr Patel is on a course that morning")
+    with psycopg.connect(container.database.url) as conn:
+        kind, payload = conn.execute(
+            "SELECT kind, payload FROM carebridge.outbox WHERE account_id = %s"
+            " AND kind = 'appointment_moved_by_clinic'", (grace["account_id"],)).fetchone()
+    from commands.outbox import TEMPLATES
+
+    text = TEMPLATES[kind].body.format(**payload)
+    assert "Riverside Health Centre" in text and "09:30" in text
+    assert "course" not in text and "Patel" not in text
+    view = client.get(f"/v1/appointments/{booked['appointment_id']}", headers=auth(grace))
+    assert "course" not in view.text
+
+
 def test_reception_records_an_arrival_and_a_no_show(client, clinic, clock, sign_up,
                                                     staff_member):
     grace, bob = sign_up(), sign_up(given_name="Bob")
