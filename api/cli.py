@@ -342,6 +342,7 @@ def _run_api(runtime: Runtime, container, host: str | None, port: int | None) ->
     host = host or runtime.settings.host
     port = port or runtime.settings.port
     app = create_app(container, runtime.token_secret)
+    container.warm()
     click.echo(f"CareBridge API on http://{host}:{port} — interactive docs at "
                f"http://{host}:{port}/schema (OpenAPI: /schema/openapi.json). Ctrl-C stops.")
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

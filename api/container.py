@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -209,6 +209,13 @@ class Container:
     def start_projections(self) -> None:
         for runner in self.runners:
             runner.start()
+
+    def warm(self) -> None:
+        """Loads what the first request would otherwise wait for (the availability search's
+        mirror of the bookings)."""
+        refresh = getattr(self.availability.bookings, "refresh", None)
+        if refresh is not None:
+            refresh(datetime.now(UTC))
 
     def start_followers(self) -> None:
         """Runs the process managers (waitlist offers, reminders) from this process."""
