@@ -366,6 +366,19 @@ class SchedulingApplication(CareApplication):
 
         return run_once(self, self.idempotency, key, decide)
 
+    def withdraw_leave(self, actor: Actor, account_id: UUID, first_day: date, last_day: date,
+                       at: datetime, key: IdempotencyKey | None = None) -> Outcome:
+        self._profile_for(actor, account_id)
+
+        def decide() -> tuple[dict[str, Any], list[Any]]:
+            pattern = self._pattern(actor, account_id, at)
+            if not pattern.withdraw_leave(first_day, last_day, by=actor.ref, at=at):
+                raise NotFound(f"No leave from {first_day.isoformat()} to "
+                               f"{last_day.isoformat()} is recorded for this clinician.")
+            return {"account_id": str(account_id), "version": pattern.version}, [pattern]
+
+        return run_once(self, self.idempotency, key, decide)
+
     def add_extra_session(self, actor: Actor, account_id: UUID, raw: Mapping[str, Any],
                           at: datetime, key: IdempotencyKey | None = None) -> Outcome:
         profile = self._profile_for(actor, account_id)

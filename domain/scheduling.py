@@ -553,6 +553,20 @@ class WorkingPattern(CareAggregate):
                         at: datetime) -> None:
         self.leave = (*self.leave, Leave(first_day, last_day, reason))
 
+    def withdraw_leave(self, first_day: date, last_day: date, by: str, at: datetime) -> bool:
+        """Cancels recorded leave (plans changed): its days have sessions again. False when
+        no such leave is recorded."""
+        if not any(first_day == known.first_day and last_day == known.last_day
+                   for known in self.leave):
+            return False
+        self._leave_withdrawn(first_day=first_day, last_day=last_day, by=by, at=at)
+        return True
+
+    @event("LeaveWithdrawn", topic=topic("scheduling", "WorkingPattern.LeaveWithdrawn"))
+    def _leave_withdrawn(self, first_day: date, last_day: date, by: str, at: datetime) -> None:
+        self.leave = tuple(known for known in self.leave
+                           if (known.first_day, known.last_day) != (first_day, last_day))
+
     def add_extra_session(self, session: SessionTimes, by: str, at: datetime) -> bool:
         if session in self.extra_sessions:
             return False

@@ -114,6 +114,11 @@ class LeaveBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=100)] = ""
 
 
+class LeaveDays(msgspec.Struct, forbid_unknown_fields=True):
+    first_day: date
+    last_day: date
+
+
 class ExtraSessionBody(msgspec.Struct, forbid_unknown_fields=True):
     day: date
     starts: Annotated[str, msgspec.Meta(max_length=5)]
@@ -331,6 +336,17 @@ class ScheduleAdminController(Controller):
         outcome = container.scheduling.record_leave(
             actor, account_id, data.first_day, data.last_day, data.reason, at=now,
             key=_key(request, actor, f"scheduling.leave.{account_id}", data))
+        return _saved(outcome, "account_id")
+
+    @post("/clinicians/{account_id:uuid}/leave/withdraw", status_code=200, sync_to_thread=True,
+          summary="Withdraw recorded leave (the days have sessions again)")
+    def withdraw_leave(self, request: Request[Any, Any, State], account_id: FromPath[UUID],
+                       data: JSONBody[LeaveDays], actor: NamedDependency[Actor],
+                       container: NamedDependency[Container],
+                       now: NamedDependency[datetime]) -> Response[Saved]:
+        outcome = container.scheduling.withdraw_leave(
+            actor, account_id, data.first_day, data.last_day, at=now,
+            key=_key(request, actor, f"scheduling.leave_withdraw.{account_id}", data))
         return _saved(outcome, "account_id")
 
     @post("/clinicians/{account_id:uuid}/extra-sessions", status_code=200, sync_to_thread=True,

@@ -155,6 +155,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("PUT", "/v1/admin/clinicians/{account_id}/working-pattern"):
                                                          "A   N   N   N   N   N   N   N   N   F   N",
     ("POST", "/v1/admin/clinicians/{account_id}/leave"): "A   N   N   N   N   N   N   N   N   F   N",
+    ("POST", "/v1/admin/clinicians/{account_id}/leave/withdraw"):
+                                                         "A   N   N   N   N   N   N   N   N   F   N",
     ("POST", "/v1/admin/clinicians/{account_id}/extra-sessions"):
                                                          "A   N   N   N   N   N   N   N   N   F   N",
     ("GET", "/v1/admin/clinicians/{account_id}/history"): "A   N   N   N   N   N   N   N   N   F   N",
@@ -299,6 +301,8 @@ class Requests:
                                                                   "sessions": []},
             "/v1/admin/clinicians/{account_id}/leave": {"first_day": "2026-12-01",
                                                         "last_day": "2026-12-02"},
+            "/v1/admin/clinicians/{account_id}/leave/withdraw": {"first_day": "2026-12-01",
+                                                                 "last_day": "2026-12-02"},
             "/v1/admin/clinicians/{account_id}/extra-sessions": {
                 "day": "2026-12-05", "starts": "09:00", "ends": "12:00",
                 "clinic_id": "riverside", "slot_minutes": 15,

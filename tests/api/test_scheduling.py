@@ -94,6 +94,25 @@ def test_an_administrator_sets_up_a_clinic_and_patients_find_its_clinicians(
     assert [s.starts_at.isoformat() for s in sessions] == ["2026-11-30T09:00:00+00:00"]
 
 
+def test_leave_takes_the_days_sessions_away_until_it_is_withdrawn(client, container,
+                                                                   staff_member):
+    admin, doctor = staff_member("clinic_admin"), staff_member("doctor")
+    set_up_riverside(client, admin)
+    add_clinician(client, admin, doctor["account_id"])
+    ok(set_pattern(client, admin, doctor["account_id"], [MONDAY_MORNING]))
+    monday, days = date(2026, 11, 30), {"first_day": "2026-11-30", "last_day": "2026-11-30"}
+    path = f"/v1/admin/clinicians/{doctor['account_id']}/leave"
+
+    ok(post(client, admin, path, days | {"reason": "annual leave"}))
+    assert container.scheduling.sessions(UUID(doctor["account_id"]), monday) == []
+    withdrawn = ok(post(client, admin, f"{path}/withdraw", days))
+    again = post(client, admin, f"{path}/withdraw", days)
+
+    assert withdrawn["changed"] is True
+    assert len(container.scheduling.sessions(UUID(doctor["account_id"]), monday)) == 1
+    assert "No leave" in assert_problem(again, 404)["detail"]
+
+
 def test_a_clinician_profile_shows_the_next_free_slots(client, staff_member, sign_up):
     admin, doctor, ada = staff_member("clinic_admin"), staff_member("doctor"), sign_up()
     set_up_riverside(client, admin)

@@ -211,6 +211,18 @@ def test_recording_the_same_leave_again_records_nothing():
     assert pattern.collect_events() == []
 
 
+def test_withdrawn_leave_gives_the_days_their_sessions_back():
+    pattern = pattern_with(weekly(0, "09:00", "12:00"))
+    pattern.record_leave(Leave(MONDAY, MONDAY, "annual leave"), by=ADMIN_REF, at=MORNING)
+    assert sessions(pattern, MONDAY) == []
+
+    assert pattern.withdraw_leave(MONDAY, MONDAY, by=ADMIN_REF, at=MORNING) is True
+    assert len(sessions(pattern, MONDAY)) == 1
+    assert pattern.withdraw_leave(MONDAY, MONDAY, by=ADMIN_REF, at=MORNING) is False
+    assert [type(e).__name__ for e in pattern.collect_events()][-2:] == ["LeaveRecorded",
+                                                                          "LeaveWithdrawn"]
+
+
 def test_an_extra_session_adds_to_the_day_unless_it_overlaps_the_pattern():
     pattern = pattern_with(weekly(0, "09:00", "12:00"))
     saturday = MONDAY + timedelta(days=5)
