@@ -1,7 +1,7 @@
 Feature: Day lists for the clinic
   Staff see who is coming in on a day, per clinic and per clinician. Reception sees the times,
-  the patients' names, the kind of appointment and whether each patient has arrived; never
-  anything clinical, and never another clinic's list.
+  the patients' names, whether each comes in or joins by video, and whether they have arrived;
+  never the kind of appointment, never anything clinical, and never another clinic's list.
 
   Background:
     Given Dr Patel sees patients at Riverside
@@ -11,10 +11,10 @@ Feature: Day lists for the clinic
   Scenario: Reception sees the day list without clinical content
     When the receptionist at Riverside opens Monday's day list
     Then the day list shows, in order:
-      | time  | patient        | appointment    | status |
-      | 09:00 | Bob Lovelace   | GP appointment | booked |
-      | 09:15 | Grace Lovelace | GP appointment | booked |
-    And the day list holds nothing but times, names, kinds of appointment and statuses
+      | time  | patient        | how       | status |
+      | 09:00 | Bob Lovelace   | in_person | booked |
+      | 09:15 | Grace Lovelace | in_person | booked |
+    And the day list holds nothing but times, names, how and statuses
 
   Scenario: A receptionist at another clinic cannot see Riverside's day list
     When a receptionist at Hillside asks for Riverside's day list for Monday

@@ -1,8 +1,9 @@
 """Visits: a patient's upcoming and past appointments (for the patient and their proxies), the
 staff day lists per clinic and per clinician, and what an appointment still needs.
 
-Day lists show times, patients' names, consultation types and statuses: what reception needs
-to run the front desk, never clinical content.
+Day lists show times, patients' names, in person or by video, and statuses: what reception
+needs to run the front desk, never clinical content. The consultation type (a screening, a
+vaccination) says something about the visit, so only clinical staff see it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from domain.access import (
 )
 from domain.consents import ConsentType
 from domain.errors import Forbidden, NotFound
-from domain.identity import Role
+from domain.identity import CLINICAL_ROLES, Role
 from domain.schedule_types import ClinicInfo, ScheduleSource
 
 PROJECTION = "appointment_views"
@@ -84,7 +85,7 @@ class DayListEntry(msgspec.Struct):
     patient_name: str | None
     clinician_id: UUID
     clinician_name: str | None
-    consultation_type_name: str | None
+    consultation_type_name: str | None  # clinical staff only
     mode: str
     status: str
 
@@ -177,7 +178,8 @@ def _names(container: Container, patient_ids: set[UUID]) -> dict[UUID, str | Non
 
 
 async def _day_list(container: Container, pool: AsyncConnectionPool, clinic_ids: list[str],
-                    clinician_id: UUID | None, day: date, now: datetime) -> list[DayListEntry]:
+                    clinician_id: UUID | None, day: date, now: datetime,
+                    with_types: bool) -> list[DayListEntry]:
     schedule = _schedule(container)
     entries: list[tuple[dict[str, Any], ClinicInfo | None]] = []
     for clinic_id in clinic_ids:
@@ -199,8 +201,8 @@ async def _day_list(container: Container, pool: AsyncConnectionPool, clinic_ids:
         result.append(DayListEntry(
             row["appointment_id"], row["starts_at"], local_time(row["starts_at"], _zone(clinic)),
             row["ends_at"], row["patient_id"], names.get(row["patient_id"]), row["clinician_id"],
-            clinician.display_name if clinician else None, kind.name if kind else None,
-            row["mode"], row["status"]))
+            clinician.display_name if clinician else None,
+            kind.name if kind and with_types else None, row["mode"], row["status"]))
     return result
 
 
@@ -277,7 +279,8 @@ class DayListController(Controller):
                          container: NamedDependency[Container], now: NamedDependency[datetime],
                          clinic_id: FromQuery[str], date: FromQuery[date]) -> DayList:
         authorise(actor, Action.DAY_LIST_READ, ClinicResource(clinic_id))
-        entries = await _day_list(container, read_pool, [clinic_id], None, date, now)
+        entries = await _day_list(container, read_pool, [clinic_id], None, date, now,
+                                  actor.role in CLINICAL_ROLES)
         return DayList(date, clinic_id, None, entries)
 
     @get("/clinicians/{account_id:uuid}/day-list",
@@ -294,5 +297,6 @@ class DayListController(Controller):
                    if is_allowed(actor, Action.DAY_LIST_READ, ClinicResource(c))]
         if not clinics:
             raise Forbidden("You can see the day lists of your own clinics only.")
-        entries = await _day_list(container, read_pool, clinics, account_id, date, now)
+        entries = await _day_list(container, read_pool, clinics, account_id, date, now,
+                                  actor.role in CLINICAL_ROLES)
         return DayList(date, None, account_id, entries)

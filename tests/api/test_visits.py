@@ -70,7 +70,11 @@ def test_reception_sees_the_day_list_with_times_names_and_statuses_only(
         ("Bob Lovelace", "2026-11-30T09:00:00+00:00", "booked"),
         ("Grace Lovelace", "2026-11-30T09:15:00+00:00", "booked")]
     assert set(entries[0]) == DAY_LIST_FIELDS
-    assert entries[0]["consultation_type_name"] == "GP appointment"
+    assert entries[0]["consultation_type_name"] is None  # reception: not the kind of visit
+    assert entries[0]["mode"] == "in_person"
+    doctors_view = client.get("/v1/staff/day-list?clinic_id=riverside&date=2026-11-30",
+                              headers=auth(riverside["doctor"])).json()["appointments"]
+    assert doctors_view[0]["consultation_type_name"] == "GP appointment"
     assert client.get("/v1/staff/day-list?clinic_id=riverside&date=2026-12-01",
                       headers=auth(reception)).json()["appointments"] == []
 

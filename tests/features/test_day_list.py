@@ -53,15 +53,16 @@ def another_clinic_asks(client, staff_member, scene):
 def day_list_shows(scene, datatable):
     assert scene["answer"].status_code == 200, scene["answer"].text
     rows = datatable[1:]
-    shown = [[e["starts_at_local"][11:16], e["patient_name"], e["consultation_type_name"],
+    shown = [[e["starts_at_local"][11:16], e["patient_name"], e["mode"],
               e["status"]] for e in scene["answer"].json()["appointments"]]
     assert shown == rows
 
 
-@then("the day list holds nothing but times, names, kinds of appointment and statuses")
+@then("the day list holds nothing but times, names, how and statuses")
 def nothing_clinical(scene):
     for entry in scene["answer"].json()["appointments"]:
         assert set(entry) == SHOWN
+        assert entry["consultation_type_name"] is None  # the kind of visit is for clinicians
 
 
 @then("they are told they do not have access")
