@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import Provide
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth import AccessTokenExpired, TokenService, bearer_token
@@ -118,3 +119,13 @@ async def wait_for_position(request: Request[Any, Any, Any], pool: AsyncConnecti
 
 def local_time(value: datetime | None, zone: ZoneInfo) -> str | None:
     return value.astimezone(zone).isoformat() if value is not None else None
+
+
+def signed_in(*extra: str) -> dict[str, Provide]:
+    """The dependencies of a controller for signed-in callers: `container`, `actor` and `now`,
+    plus any of `read_pool` and `zone` it names."""
+    optional = {"read_pool": provide_read_pool, "zone": clinic_zone}
+    provided = {"container": Provide(provide_container, sync_to_thread=False),
+                "actor": Provide(provide_actor),
+                "now": Provide(provide_clock, sync_to_thread=False)}
+    return provided | {name: Provide(optional[name], sync_to_thread=False) for name in extra}

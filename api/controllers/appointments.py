@@ -10,16 +10,14 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from api.container import Container
 from api.dependencies import (
     idempotency_key,
     position_headers,
-    provide_actor,
-    provide_clock,
-    provide_container,
+    signed_in,
 )
 from commands.idempotency import Outcome
 from domain.access import Actor
@@ -124,11 +122,7 @@ class Confirmation(msgspec.Struct):
     version: int
 
 
-_DEPENDENCIES = {
-    "container": Provide(provide_container, sync_to_thread=False),
-    "actor": Provide(provide_actor),
-    "now": Provide(provide_clock, sync_to_thread=False),
-}
+_DEPENDENCIES = signed_in()
 _STATE_FIELDS = set(AppointmentState.__struct_fields__)
 
 

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from litestar import Controller, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
 from api.container import Container
-from api.dependencies import provide_actor, provide_clock, provide_container
+from api.dependencies import signed_in
 from commands.availability import FreeSlot, TimeOfDay
 from domain.access import Actor
 from domain.errors import NotFound, Rejections
@@ -53,11 +53,7 @@ class ClinicianNextSlots(msgspec.Struct):
     next_slots: list[SlotView]
 
 
-_DEPENDENCIES = {
-    "container": Provide(provide_container, sync_to_thread=False),
-    "actor": Provide(provide_actor),
-    "now": Provide(provide_clock, sync_to_thread=False),
-}
+_DEPENDENCIES = signed_in()
 
 
 def _patient_zone(raw: str | None, errors: Rejections) -> ZoneInfo | None:

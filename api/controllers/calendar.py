@@ -10,16 +10,14 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from api.container import Container
 from api.dependencies import (
     idempotency_key,
     position_headers,
-    provide_actor,
-    provide_clock,
-    provide_container,
+    signed_in,
 )
 from commands.calendar import render
 from domain.access import Action, Actor, PatientResource, authorise, authorise_ever
@@ -36,11 +34,7 @@ class FeedLink(msgspec.Struct):
     changed: bool
 
 
-_DEPENDENCIES = {
-    "container": Provide(provide_container, sync_to_thread=False),
-    "actor": Provide(provide_actor),
-    "now": Provide(provide_clock, sync_to_thread=False),
-}
+_DEPENDENCIES = signed_in()
 
 
 def _appointments(container: Container) -> Any:

@@ -11,21 +11,17 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from api.container import Container
 from api.dependencies import (
-    clinic_zone,
     idempotency_key,
     local_time,
     position_headers,
-    provide_actor,
-    provide_clock,
-    provide_container,
-    provide_read_pool,
+    signed_in,
     wait_for_position,
 )
 from commands.care import read_relationship
@@ -100,13 +96,7 @@ class PublishedText(msgspec.Struct):
     changed: bool
 
 
-_DEPENDENCIES = {
-    "container": Provide(provide_container, sync_to_thread=False),
-    "read_pool": Provide(provide_read_pool, sync_to_thread=False),
-    "actor": Provide(provide_actor),
-    "now": Provide(provide_clock, sync_to_thread=False),
-    "zone": Provide(clinic_zone, sync_to_thread=False),
-}
+_DEPENDENCIES = signed_in("read_pool", "zone")
 
 
 async def _states(pool: AsyncConnectionPool, patient_id: UUID, zone: ZoneInfo) -> list[ConsentState]:

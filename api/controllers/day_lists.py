@@ -17,7 +17,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, get
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -25,10 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.container import Container
 from api.dependencies import (
     local_time,
-    provide_actor,
-    provide_clock,
-    provide_container,
-    provide_read_pool,
+    signed_in,
     wait_for_position,
 )
 from commands.care import read_relationship
@@ -109,12 +106,7 @@ class Outstanding(msgspec.Struct):
     forms: list[OutstandingItem]
 
 
-_DEPENDENCIES = {
-    "container": Provide(provide_container, sync_to_thread=False),
-    "read_pool": Provide(provide_read_pool, sync_to_thread=False),
-    "actor": Provide(provide_actor),
-    "now": Provide(provide_clock, sync_to_thread=False),
-}
+_DEPENDENCIES = signed_in("read_pool")
 
 
 def _schedule(container: Container) -> ScheduleSource:

@@ -11,18 +11,15 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.container import Container
 from api.dependencies import (
-    clinic_zone,
     idempotency_key,
     local_time,
     position_headers,
-    provide_actor,
-    provide_clock,
-    provide_container,
+    signed_in,
 )
 from commands.feature_flags import RuleChange
 from commands.idempotency import Outcome
@@ -91,12 +88,7 @@ class AvailableFeatures(msgspec.Struct):
     messaging: bool
 
 
-_DEPENDENCIES = {
-    "container": Provide(provide_container, sync_to_thread=False),
-    "actor": Provide(provide_actor),
-    "now": Provide(provide_clock, sync_to_thread=False),
-    "zone": Provide(clinic_zone, sync_to_thread=False),
-}
+_DEPENDENCIES = signed_in("zone")
 
 
 def expected_version(request: Request[Any, Any, Any]) -> int | None:

@@ -17,17 +17,14 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Controller, Request, Response, delete, get, put
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from api.container import Container
 from api.dependencies import (
-    clinic_zone,
     idempotency_key,
     position_headers,
-    provide_actor,
-    provide_clock,
-    provide_container,
+    signed_in,
 )
 from api.step_up import require_step_up
 from commands.idempotency import Outcome
@@ -164,12 +161,7 @@ def _answer(outcome: Outcome) -> Response[ProfileChanged]:
                              **position_headers("profiles", outcome.position)})
 
 
-_DEPENDENCIES = {
-    "container": Provide(provide_container, sync_to_thread=False),
-    "actor": Provide(provide_actor),
-    "now": Provide(provide_clock, sync_to_thread=False),
-    "zone": Provide(clinic_zone, sync_to_thread=False),
-}
+_DEPENDENCIES = signed_in("zone")
 
 
 class ProfileController(Controller):

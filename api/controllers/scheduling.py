@@ -11,18 +11,15 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.container import Container
 from api.dependencies import (
-    clinic_zone,
     idempotency_key,
     local_time,
     position_headers,
-    provide_actor,
-    provide_clock,
-    provide_container,
+    signed_in,
 )
 from commands.idempotency import Outcome
 from commands.scheduling import Change
@@ -203,12 +200,7 @@ class ClinicianView(msgspec.Struct):
     next_available: list[dict[str, Any]] | None = None
 
 
-_DEPENDENCIES = {
-    "container": Provide(provide_container, sync_to_thread=False),
-    "actor": Provide(provide_actor),
-    "now": Provide(provide_clock, sync_to_thread=False),
-    "zone": Provide(clinic_zone, sync_to_thread=False),
-}
+_DEPENDENCIES = signed_in("zone")
 
 
 def _saved(outcome: Outcome, id_field: str) -> Response[Saved]:

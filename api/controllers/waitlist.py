@@ -9,16 +9,14 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from api.container import Container
 from api.dependencies import (
     idempotency_key,
     position_headers,
-    provide_actor,
-    provide_clock,
-    provide_container,
+    signed_in,
 )
 from domain.access import Action, Actor, PatientResource, authorise
 from domain.waitlist import Urgency
@@ -71,11 +69,7 @@ class WaitingEntry(msgspec.Struct):
     offer_expires_at: datetime | None
 
 
-_DEPENDENCIES = {
-    "container": Provide(provide_container, sync_to_thread=False),
-    "actor": Provide(provide_actor),
-    "now": Provide(provide_clock, sync_to_thread=False),
-}
+_DEPENDENCIES = signed_in()
 
 
 def _mine(actor: Actor) -> None:
