@@ -49,6 +49,13 @@ Feature: Booking an appointment
     And Grace is sent a message naming "30 November 2026 at 09:00" and "Riverside Health Centre"
     And the message says nothing about "GP", "general practice", "Patel" or "medicines"
 
+  Scenario: The clinic moves Grace's appointment and tells her only the new time
+    Given Grace has booked "Monday 30 November 2026" at "09:00" with Dr Patel
+    When the receptionist moves it to "Monday 30 November 2026" at "10:00" because "Dr Patel is on a course"
+    Then Grace's appointment is "booked" at "10:00" London time on "2026-11-30"
+    And Grace is sent a message naming "30 November 2026 at 10:00" and "Riverside Health Centre"
+    And the message says nothing about "GP", "course", "Patel" or "medicines"
+
   Scenario: A booking across the clock change is at the right time
     Given it is "Friday 26 March 2027" at "10:00"
     When Grace holds "Monday 29 March 2027" at "09:00" with Dr Patel

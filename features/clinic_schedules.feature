@@ -28,6 +28,12 @@ Feature: Clinic schedules
     Then Dr Patel does not work on Monday 7 December 2026
     And Dr Patel works 09:00-12:00 at Riverside on Monday 14 December 2026, with 12 slots
 
+  Scenario: Dr Patel's leave is cancelled and her sessions come back
+    Given Dr Patel works Mondays 09:00-12:00 from 30 November 2026
+    And the administrator records Dr Patel's leave from 7 December 2026 to 11 December 2026
+    When the administrator withdraws Dr Patel's leave from 7 December 2026 to 11 December 2026
+    Then Dr Patel works 09:00-12:00 at Riverside on Monday 7 December 2026, with 12 slots
+
   Scenario: A 9 o'clock session is at 9 o'clock after the clocks go forward
     Given Dr Patel works Mondays 09:00-12:00 from 30 November 2026
     Then Dr Patel works 09:00-12:00 at Riverside on Monday 22 March 2027, with 12 slots

@@ -35,3 +35,10 @@ Feature: Signing in on a new device, confirming it is you, and looking after a p
     When Grace asks for a password reset and follows the link to choose a new passphrase
     Then her phone is signed out
     And she signs in with the new passphrase
+
+  Scenario: Grace changes her passphrase and her other devices are signed out
+    Given Grace has signed in on her phone before
+    And Grace has signed in on her laptop too
+    When Grace changes her passphrase on her laptop
+    Then her phone is signed out
+    And she signs in with the new passphrase

@@ -136,6 +136,14 @@ def reception_cancels(client, staff_member, scene, reason):
     assert response.status_code == 200, response.text
 
 
+@when(parsers.parse('the receptionist moves it to "{day}" at "{wall}" because "{reason}"'))
+def reception_moves(client, staff_member, scene, day, wall, reason):
+    response = client.post(f"/v1/staff/appointments/{scene['appointment_id']}/reschedule",
+                           headers=auth(staff_member("reception")),
+                           json={"starts_at": moment(day, wall).isoformat(), "reason": reason})
+    assert response.status_code == 200, response.text
+
+
 @then(parsers.parse('Grace\'s appointment is "{status}"'))
 def appointment_status(client, container, scene, status):
     assert appointment_of_grace(client, container, scene)["status"] == status
@@ -203,7 +211,7 @@ def _message_to_grace(container: Any, scene: dict[str, Any]) -> str:
     with psycopg.connect(container.database.url) as conn:
         kind, payload = conn.execute(
             "SELECT kind, payload FROM carebridge.outbox WHERE account_id = %s"
-            " AND kind = 'appointment_cancelled_by_clinic'",
+            " AND kind IN ('appointment_cancelled_by_clinic', 'appointment_moved_by_clinic')",
             (scene["grace"]["account_id"],)).fetchone()
     template = TEMPLATES[kind]
     return template.subject + template.body.format(**payload) + (template.sms or "").format(

@@ -84,6 +84,14 @@ def closes(client, scene, day, reason):
             {"days": [day_of(day).isoformat()], "reason": reason}))
 
 
+@when(parsers.parse("the administrator withdraws Dr Patel's leave from {first} to {last}"))
+def withdraws_leave(client, scene, first, last):
+    ok(post(client, scene["admin"],
+            f"/v1/admin/clinicians/{scene['patel']['account_id']}/leave/withdraw",
+            {"first_day": day_of(first).isoformat(), "last_day": day_of(last).isoformat()}))
+
+
+@given(parsers.parse("the administrator records Dr Patel's leave from {first} to {last}"))
 @when(parsers.parse("the administrator records Dr Patel's leave from {first} to {last}"))
 def records_leave(client, scene, first, last):
     ok(post(client, scene["admin"], f"/v1/admin/clinicians/{scene['patel']['account_id']}/leave",

@@ -153,6 +153,19 @@ def resets(client, mailbox, scene):
     assert response.status_code == 200, response.text
 
 
+@given("Grace has signed in on her laptop too")
+def signed_in_on_laptop(client, mailbox, scene):
+    scene["laptop"] = sign_in_with_emailed_code(client, mailbox, scene["grace"], device="laptop")
+
+
+@when("Grace changes her passphrase on her laptop")
+def changes_passphrase(client, scene):
+    response = client.post("/v1/me/password", headers=auth(scene["laptop"]),
+                           json={"current_password": PASSWORD, "new_password": NEW_PASSPHRASE})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"other_sessions_ended": 1}
+
+
 @then("her phone is signed out")
 def phone_signed_out(client, scene):
     assert client.get("/v1/me", headers=auth(scene["phone"])).status_code == 401
