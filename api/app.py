@@ -23,6 +23,11 @@ from api.controllers.availability import AvailabilityController
 from api.controllers.calendar import CalendarController, CalendarFeedController
 from api.controllers.care import PatientCareController, ProxyController, StaffCareController
 from api.controllers.consents import PatientConsentController, StaffConsentController
+from api.controllers.consultations import (
+    ConsultationController,
+    StaffConsultationController,
+    consultation_signal,
+)
 from api.controllers.day_lists import DayListController, VisitsController
 from api.controllers.feature_flags import FeatureFlagController, MyFeaturesController
 from api.controllers.health import HealthController
@@ -34,6 +39,7 @@ from api.controllers.verification import MyVerificationController, SignInCodeCon
 from api.controllers.waitlist import WaitlistController
 from api.logs import request_id_middleware
 from api.problems import EXCEPTION_HANDLERS
+from webrtc.signaling import SignalRelay
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -65,6 +71,17 @@ def create_app(container: Container, token_secret: str,
         finally:
             await pool.close()
 
+    @asynccontextmanager
+    async def signal_relay(app: Litestar) -> AsyncIterator[None]:
+        # Consultation frames between this process's sockets and every other process's.
+        relay = SignalRelay(app.state.container.database.url)
+        await relay.start()
+        app.state.signal_relay = relay
+        try:
+            yield
+        finally:
+            await relay.stop()
+
     app = Litestar(
         route_handlers=[HealthController, AccountController, SecondFactorController, PasskeyController,
                         SignInCodeController, MyVerificationController,
@@ -75,8 +92,10 @@ def create_app(container: Container, token_secret: str,
                         StaffCareController, ProxyController, PatientCareController,
                         AppointmentController, StaffAppointmentController,
                         AvailabilityController, CalendarController, CalendarFeedController,
-                        VisitsController, DayListController, WaitlistController],
-        lifespan=[read_pool],
+                        VisitsController, DayListController, WaitlistController,
+                        ConsultationController, StaffConsultationController,
+                        consultation_signal],
+        lifespan=[read_pool, signal_relay],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             request_id_middleware,

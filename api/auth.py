@@ -127,6 +127,38 @@ class TokenService:
             raise _ceremony_refused()
         return ceremony
 
+    def issue_ticket(self, actor_ref: str, account_id: UUID, consultation_id: UUID, role: str,
+                     now: datetime, seconds: int) -> tuple[IssuedToken, UUID]:
+        """A short-lived ticket for one consultation's WebSocket (browsers cannot set headers
+        on a WebSocket). It works once: its id is recorded when it is used."""
+        ticket_id = uuid4()
+        expires = now + timedelta(seconds=seconds)
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "typ": "consultation-ticket",
+                  "sub": str(account_id), "cid": str(consultation_id), "role": role,
+                  "ref": actor_ref,
+                  "iat": int(now.timestamp()), "exp": int(expires.timestamp()),
+                  "jti": str(ticket_id)}
+        return IssuedToken(jwt.encode(claims, self._secret, algorithm="HS256"), expires,
+                           seconds), ticket_id
+
+    def verify_ticket(self, token: str, consultation_id: UUID, now: datetime) -> Ticket:
+        """The ticket's holder if it is authentic, for this consultation and unexpired."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=AUDIENCE,
+                                issuer=ISSUER,
+                                options={"require": ["exp", "iat", "sub", "cid", "role", "jti",
+                                                     "ref"],
+                                         "verify_exp": False, "verify_iat": False})
+            if claims["typ"] != "consultation-ticket" or claims["cid"] != str(consultation_id):
+                raise jwt.InvalidTokenError("not a ticket for this consultation")
+            ticket = Ticket(UUID(claims["jti"]), UUID(claims["sub"]), str(claims["role"]),
+                            str(claims["ref"]), datetime.fromtimestamp(int(claims["exp"]), UTC))
+        except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
+            raise Unauthenticated("This consultation ticket is not valid. Join again.") from None
+        if not int(claims["iat"]) - 30 <= now.timestamp() < int(claims["exp"]):
+            raise Unauthenticated("This consultation ticket has expired. Join again.")
+        return ticket
+
     def verify(self, token: str, now: datetime) -> tuple[Actor, UUID]:
         """Checks signature, audience, issuer and type, and expiry against `now` (the same
         clock that issued it, so that tests can move time)."""
@@ -146,6 +178,17 @@ class TokenService:
         if not int(claims["iat"]) - 30 <= now.timestamp() < int(claims["exp"]):
             raise AccessTokenExpired(actor, session_id)
         return actor, session_id
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What a consultation ticket vouches for."""
+
+    ticket_id: UUID
+    account_id: UUID
+    role: str
+    actor_ref: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ from commands.scheduling import SchedulingApplication
 from commands.second_factor import SecondFactor
 from commands.sessions import Sessions
 from commands.sign_in import SignIn
+from commands.telemedicine import TelemedicineApplication
 from commands.waitlist import WaitlistApplication
+from domain.consultations import Windows
 from domain.schedule_types import StaticSchedule
 from projections.appointment_views import AppointmentViews
 from projections.base import Projection
@@ -45,7 +47,7 @@ APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, Consents
                                                    ProfilesApplication, CareAccessApplication,
                                                    FeatureFlagsApplication, SchedulingApplication,
                                                    AppointmentsApplication, WaitlistApplication,
-                                                   CalendarApplication)
+                                                   CalendarApplication, TelemedicineApplication)
 PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews)
 
 
@@ -96,7 +98,19 @@ def _construct(app_class: type[CareApplication], store: EventStoreSettings,
             store, settings_schedule(settings) or built.get("scheduling"),  # type: ignore[arg-type]
             built["care"], built["feature_flags"],  # type: ignore[arg-type]
             settings.hold_minutes)
+    if app_class is TelemedicineApplication:
+        telemedicine = TelemedicineApplication(
+            store, built["appointments"], built["consents"], built["care"],  # type: ignore[arg-type]
+            built["feature_flags"], windows(settings))  # type: ignore[arg-type]
+        built["appointments"].after_change.append(  # type: ignore[attr-defined]
+            telemedicine.appointment_changed)
+        return telemedicine
     return app_class(store)
+
+
+def windows(settings: Settings) -> Windows:
+    return Windows(settings.consultation_join_minutes, settings.consultation_early_arrival_minutes,
+                   settings.consultation_grace_minutes)
 
 
 def settings_schedule(settings: Settings) -> Any:
@@ -194,6 +208,10 @@ class Container:
     @property
     def appointments(self) -> AppointmentsApplication:
         return self.applications["appointments"]  # type: ignore[return-value]
+
+    @property
+    def telemedicine(self) -> TelemedicineApplication:
+        return self.applications["telemedicine"]  # type: ignore[return-value]
 
     @property
     def waitlist(self) -> WaitlistApplication:

@@ -138,6 +138,40 @@ class Settings(BaseSettings):
                                                 "gateway.")
     sms_log_path: Path | None = Field(None, description="Local SMS log. Default: sms.log in "
                                       "the data directory.")
+    # ---- telemedicine ------------------------------------------------------------------------
+    consultation_join_minutes: int = Field(10, ge=0, le=120, description="How long before a "
+                                           "video appointment's start the patient and the "
+                                           "clinician can join the call.")
+    consultation_early_arrival_minutes: int = Field(
+        60, ge=0, le=24 * 60, description="How long before the join window a patient may "
+        "already enter the waiting room (told when the call opens).")
+    consultation_grace_minutes: int = Field(30, ge=0, le=24 * 60, description="How long "
+                                            "after the booked end a consultation stays open "
+                                            "for joining and rejoining.")
+    consultation_ticket_seconds: int = Field(60, ge=5, le=600, description="How long a "
+                                             "WebSocket ticket for a consultation works (it "
+                                             "works once).")
+    websocket_origins: list[str] = Field(
+        ["http://localhost:8000", "http://127.0.0.1:8000"], description="Origins allowed to "
+        "open consultation WebSockets (the clinician console and web app), as a JSON list. "
+        "Connections without an Origin header (the mobile app) are allowed; a browser always "
+        "sends one. The API's own origin is always allowed.")
+    stun_urls: list[str] = Field([], description="STUN servers given to the app, the "
+                                 "console and the server's own peer, as a JSON list (e.g. "
+                                 '["stun:turn.example.org:3478"]). Empty: none.')
+    turn_urls: list[str] = Field([], description="TURN servers (coturn), as a JSON list, "
+                                 'e.g. ["turn:turn.example.org:3478?transport=udp", '
+                                 '"turns:turn.example.org:5349?transport=tcp"].')
+    turn_shared_secret: SecretStr | None = Field(
+        None, description="coturn's static-auth-secret (use-auth-secret): time-limited TURN "
+        "credentials are derived from it; coturn and CareBridge must share it.")
+    turn_credential_minutes: int = Field(120, ge=5, le=24 * 60, description="How long a TURN "
+                                         "credential works.")
+    connection_check_max_concurrent: int = Field(
+        4, ge=1, le=64, description="Pre-call connection checks one API process runs at once "
+        "(each is an echoing media peer; more wait with 429 and Retry-After).")
+    connection_check_seconds: int = Field(60, ge=10, le=600, description="How long a pre-call "
+                                          "check's server peer lives before it is closed.")
 
     @field_validator("encryption_key", "token_secret", "database_url", "broker_url",
                      "migration_database_url", "smtp_host", "sms_gateway_url")
@@ -179,5 +213,8 @@ class Settings(BaseSettings):
             raise MissingSetting(
                 "production mode needs " + ", ".join(missing) + "; refusing to start"
             )
+        if self.turn_urls and self.turn_shared_secret is None:
+            raise MissingSetting("CAREBRIDGE_TURN_URLS needs CAREBRIDGE_TURN_SHARED_SECRET "
+                                 "(coturn's static-auth-secret)")
         if len(self.token_secret or "") < 32:
             raise MissingSetting("CAREBRIDGE_TOKEN_SECRET must be at least 32 characters")

@@ -115,6 +115,8 @@ class AppointmentsApplication(CareApplication):
         # Requests in this process for the same clinician's day take turns, so that they do
         # not all lose the race to each other; across processes the ledger version decides.
         self._day_locks = [threading.Lock() for _ in range(64)]
+        # Called after a cancellation, a move or a no-show commits (telemedicine follows).
+        self.after_change: list[Callable[[Appointment, str, datetime], None]] = []
 
     # ---- booking ----------------------------------------------------------------------------
 
@@ -249,6 +251,7 @@ class AppointmentsApplication(CareApplication):
                                      *self._days_of(appointment)))
         if outcome.result["changed"] and not outcome.replayed:
             self._join_care_team(appointment_id, at)
+            self._changed(appointment_id, actor, at)
         return outcome
 
     def cancel(self, actor: Actor, appointment_id: UUID, reason_code: CancellationReason,
@@ -277,7 +280,10 @@ class AppointmentsApplication(CareApplication):
                     current.free_cancellation_ends(clinic.policy), clinic.zone)}
             return result, [current, *ledgers], also
 
-        return self._decide(key, decide, days=self._days_of(appointment))
+        outcome = self._decide(key, decide, days=self._days_of(appointment))
+        if outcome.result["changed"] and not outcome.replayed:
+            self._changed(appointment_id, actor, at)
+        return outcome
 
     def arrive(self, actor: Actor, appointment_id: UUID, at: datetime,
                key: IdempotencyKey | None = None) -> Outcome:
@@ -299,7 +305,22 @@ class AppointmentsApplication(CareApplication):
             record(current, actor.ref, at)
             return _view(current, at), [current], [_slot_row(current, at)]
 
-        return self._decide(key, decide)
+        outcome = self._decide(key, decide)
+        if outcome.result["changed"] and not outcome.replayed:
+            self._changed(appointment_id, actor, at)
+        return outcome
+
+    def _changed(self, appointment_id: UUID, actor: Actor, at: datetime) -> None:
+        """Tells the contexts that follow appointments (a video consultation) at once; each
+        also reconciles on its next read, so a failure here is logged, not raised."""
+        if not self.after_change:
+            return
+        appointment = self.appointment(appointment_id)
+        for follow in self.after_change:
+            try:
+                follow(appointment, actor.ref, at)
+            except Exception:
+                log.exception("appointment %s: a follower failed", appointment_id)
 
     def lapse_expired_holds(self, at: datetime, limit: int = 500) -> int:
         """Housekeeping: records HoldLapsed for holds that ran out; returns how many."""

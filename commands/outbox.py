@@ -111,6 +111,11 @@ TEMPLATES: dict[str, Template] = {
         "Your CareBridge video appointment starts soon",
         "Your video appointment starts soon. Open the app to join.\n",
         sms="CareBridge: your video appointment starts soon. Open the app to join."),
+    # Says only that someone is ready: never who, the clinic's specialty or why.
+    "clinician_joined": Template(
+        "Your clinician is ready for your video call",
+        "Your clinician has joined your video call. Open the CareBridge app to join.\n",
+        sms="CareBridge: your clinician is ready for your video call. Open the app to join."),
     "waitlist_offer": Template(
         "An earlier appointment is available",
         "An earlier appointment is available. Open the app within {minutes} minutes to take "

@@ -75,6 +75,10 @@ class Action(StrEnum):
     SCHEDULE_READ = "schedule.read"  # the public directory, for anyone signed in
     SCHEDULE_MANAGE = "schedule.manage"  # a clinic's administrators keep its reference data
     DAY_LIST_READ = "day_list.read"  # a clinic's day list: times, names, types, statuses
+    # Video consultations: the patient's side (or a proxy for appointments), and the
+    # clinician's (only the appointment's own clinician runs the call).
+    CONSULTATION_JOIN = "consultation.join"
+    CONSULTATION_CONDUCT = "consultation.conduct"
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,7 @@ FEATURE_FLAG_ACTIONS = frozenset({Action.FEATURE_FLAGS_READ, Action.FEATURE_FLAG
 SCOPE_OF: dict[Action, ProxyScope] = {
     Action.APPOINTMENTS_READ: ProxyScope.APPOINTMENTS,
     Action.APPOINTMENTS_BOOK: ProxyScope.APPOINTMENTS,
+    Action.CONSULTATION_JOIN: ProxyScope.APPOINTMENTS,
     Action.PRESCRIPTIONS_READ: ProxyScope.PRESCRIPTIONS,
     Action.PRESCRIPTIONS_REQUEST: ProxyScope.PRESCRIPTIONS,
     Action.RECORDS_READ: ProxyScope.RECORDS,
@@ -226,6 +231,7 @@ STAFF_ROLES_FOR: dict[Action, frozenset[Role]] = {
     Action.SCHEDULE_READ: frozenset(Role) - {Role.PATIENT},
     Action.SCHEDULE_MANAGE: frozenset({Role.CLINIC_ADMIN}),
     Action.DAY_LIST_READ: CLINICAL_ROLES | _ADMINISTRATIVE_ROLES,
+    Action.CONSULTATION_CONDUCT: CLINICAL_ROLES,
 }
 PATIENT_ACTIONS = _OWN_PATIENT_ACTIONS | {Action.PROXY_RESPOND} | PARENT_ONLY.keys()
 

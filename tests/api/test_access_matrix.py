@@ -183,6 +183,22 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/v1/me/waitlist/offers/{entry_id}/accept"): "A   F   F   N   N   N   N   N   N   N   N",
     ("POST", "/v1/me/waitlist/offers/{entry_id}/decline"):
                                                          "A   F   F   N   N   N   N   N   N   N   N",
+    # Video consultations: the patient's side from the appointment (made up: not found);
+    # the clinician's side for clinical staff, of their own appointments (made up: not found).
+    ("GET", "/v1/appointments/{appointment_id}/consultation"):
+                                                         "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/appointments/{appointment_id}/consultation/join"):
+                                                         "A   F   F   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/staff/consultations"):                  "A   N   N   Y   Y   N   Y   Y   N   N   N",
+    ("GET", "/v1/staff/consultations/{consultation_id}"): "A   N   N   F   F   N   F   F   N   N   N",
+    ("POST", "/v1/staff/consultations/{consultation_id}/join"):
+                                                         "A   N   N   F   F   N   F   F   N   N   N",
+    ("POST", "/v1/staff/consultations/{consultation_id}/end"):
+                                                         "A   N   N   F   F   N   F   F   N   N   N",
+    ("POST", "/v1/staff/consultations/{consultation_id}/no-show"):
+                                                         "A   N   N   F   F   N   F   F   N   N   N",
+    ("PUT", "/v1/staff/consultations/{consultation_id}/summary"):
+                                                         "A   N   N   F   F   N   F   F   N   N   N",
 }
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 
@@ -231,6 +247,7 @@ class Requests:
                                feature="telemedicine", passkey_id=NOBODYS_PASSKEY,
                                relationship_id=NOBODYS_ID, grant_id=NOBODYS_ID,
                                access_id=NOBODYS_ID, appointment_id=NOBODYS_ID,
+                               consultation_id=NOBODYS_ID,
                                device_id="a-device", entry_id=NOBODYS_ID,
                                feed_file="a-made-up-feed-token-nobody-holds.ics",
                                **REFERENCE_IDS) + query
@@ -316,6 +333,9 @@ class Requests:
                                        "consultation_type_id": "gp-in-person",
                                        "starts_at": "2027-01-04T09:00:00Z"},
             "/v1/appointments/{appointment_id}/cancel": {"reason_code": "cannot_attend"},
+            "/v1/staff/consultations/{consultation_id}/end": {"outcome": "completed"},
+            "/v1/staff/consultations/{consultation_id}/summary": {
+                "follow_up_instructions": "Rest and drink plenty.", "internal_notes": ""},
             "/v1/me/waitlist": {"clinic_id": "riverside", "consultation_type_id": "gp-in-person",
                                 "date_from": "2026-11-30", "date_to": "2026-11-01"},
             "/v1/appointments/{appointment_id}/reschedule": {"starts_at": "2027-01-04T09:00:00Z"},

@@ -1,0 +1,28 @@
+-- Telemedicine signaling.
+--
+-- carebridge.consultation_signals carries the frames of a consultation's signaling (offers,
+-- answers, ICE candidates, state changes) between API processes: a process inserts a frame and
+-- NOTIFYs `consultation_signals` with its id; every process LISTENs and delivers the frame to
+-- the sockets of that consultation it holds. Frames go through a table because an SDP offer can
+-- exceed NOTIFY's 8000-byte payload. They hold session descriptions and network addresses,
+-- never media and never health content, and are deleted minutes after they are delivered.
+CREATE TABLE IF NOT EXISTS carebridge.consultation_signals (
+    signal_id bigserial PRIMARY KEY,
+    consultation_id uuid NOT NULL,
+    recipient text NOT NULL CHECK (recipient IN ('patient', 'clinician', 'both')),
+    sender_connection text,            -- the socket it came from (never echoed back to it)
+    frame jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS consultation_signals_age ON carebridge.consultation_signals (created_at);
+GRANT SELECT, INSERT, DELETE ON carebridge.consultation_signals TO carebridge_app;
+GRANT USAGE ON SEQUENCE carebridge.consultation_signals_signal_id_seq TO carebridge_app;
+
+-- WebSocket tickets work once: the first use records the ticket's id here.
+CREATE TABLE IF NOT EXISTS carebridge.consultation_tickets_used (
+    ticket_id uuid PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+GRANT SELECT, INSERT, DELETE ON carebridge.consultation_tickets_used TO carebridge_app;
+CREATE INDEX IF NOT EXISTS consultation_signals_consultation
+    ON carebridge.consultation_signals (consultation_id, signal_id);
