@@ -9,6 +9,7 @@ patient is never left in a waiting room for an appointment that no longer stands
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
@@ -133,9 +134,15 @@ class TelemedicineApplication(CareApplication):
 
     def record_no_show(self, actor: Actor, consultation_ref: UUID, at: datetime,
                        key: IdempotencyKey | None = None) -> Outcome:
+        """The patient never came: recorded on the appointment (its outcome for the clinic and
+        for analysts), which the consultation follows."""
         appointment = self._clinician_appointment(actor, consultation_ref, at)
-        return self._change(key, appointment, actor, at,
-                            lambda c: c.record_no_show(by=actor.ref, at=at))
+        consultation = self._existing(consultation_id(appointment.id)) \
+            or self._new(appointment, actor.ref, at)
+        copy.deepcopy(consultation).record_no_show(by=actor.ref, at=at)  # its rules, unsaved
+        recorded = self.appointments.record_no_show(actor, appointment.id, at, key=key)
+        current = self._current(self.appointments.appointment(appointment.id), at)
+        return Outcome(self.view(current, at), recorded.position, recorded.replayed)
 
     def record_summary(self, actor: Actor, consultation_ref: UUID, follow_up: str, notes: str,
                        at: datetime, key: IdempotencyKey | None = None) -> Outcome:
@@ -376,6 +383,8 @@ class TelemedicineApplication(CareApplication):
             starts_at=appointment.starts_at, ends_at=appointment.ends_at, by=by, at=at)
         if appointment.status == "cancelled":
             consultation.cancel(appointment.reason_code, by=by, at=at)
+        elif appointment.status == "no_show":
+            consultation.record_no_show(by=by, at=max(at, appointment.starts_at))
         return consultation
 
     def _existing(self, consultation_ref: UUID) -> Consultation | None:
@@ -409,11 +418,7 @@ class TelemedicineApplication(CareApplication):
         return appointment
 
     def _appointment_of(self, consultation_ref: UUID) -> UUID:
-        """Consultation ids are derived from appointment ids; a clinician may also use the
-        appointment's id (before anyone joined, the consultation has no events yet)."""
-        consultation = self._existing(consultation_ref)
-        if consultation is not None:
-            return consultation.appointment_id
+        """A consultation has its appointment's id (`consultation_id`)."""
         return consultation_ref
 
     def _day_bounds(self, actor: Actor, day: date | None,

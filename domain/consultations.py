@@ -29,7 +29,6 @@ from eventsourcing.domain import event
 
 from domain.aggregate import CareAggregate, topic
 from domain.errors import Conflict, FieldError, InvalidInput
-from domain.ids import stream_id
 
 CONTEXT = "telemedicine"
 SUMMARY_MAX = 8000
@@ -77,8 +76,10 @@ class NotYetOver(Conflict):
 
 
 def consultation_id(appointment_id: UUID) -> UUID:
-    """One consultation per appointment, so that two first joins cannot make two."""
-    return stream_id("consultation", str(appointment_id))
+    """One consultation per appointment, so that two first joins cannot make two: its stream
+    (in the telemedicine log) has the appointment's id, so either id finds it, even before
+    anyone joined."""
+    return appointment_id
 
 
 class Windows:

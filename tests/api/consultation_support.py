@@ -86,3 +86,16 @@ def _field(frame: dict[str, Any], key: str) -> Any:
 
 OFFER_SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 ANSWER_SDP = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+def eventually(read: Any, check: Any, timeout: float = 15.0) -> Any:
+    """Reads until `check(result)` holds: a socket's leave is recorded after it closes."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = read()
+        if check(result):
+            return result
+        assert time.monotonic() < deadline, f"still not so after {timeout}s: {result}"
+        time.sleep(0.05)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from litestar.exceptions import WebSocketDisconnect
@@ -17,6 +18,7 @@ from tests.api.consultation_support import (
     START,
     admit,
     at,
+    eventually,
     join,
     next_frame,
     next_state,
@@ -119,7 +121,9 @@ def test_a_whole_call_waiting_clinician_joined_in_progress_ended_with_a_summary(
     summary = client.put(f"/v1/staff/consultations/{cid}/summary", headers=auth(doctor),
                          json={"follow_up_instructions": FOLLOW_UP, "internal_notes": NOTES})
     assert summary.status_code == 200, summary.text
-    staff_view = summary.json()
+    staff_view = eventually(
+        lambda: client.get(f"/v1/staff/consultations/{cid}", headers=auth(doctor)).json(),
+        lambda view: sum(e["event"] == "left" for e in view["session_log"]) == 2)
     assert staff_view["internal_notes"] == NOTES
     log = [(e["event"], e.get("role")) for e in staff_view["session_log"]]
     assert ("joined", "patient") in log and ("joined", "clinician") in log
@@ -197,9 +201,11 @@ def test_bad_and_out_of_turn_frames_get_an_error_and_never_close_the_room(client
         with pytest.raises(WebSocketDisconnect) as closed:
             next_frame(pws, "never")
         assert closed.value.code == 1008
-    view = client.get(f"/v1/appointments/{visit['appointment_id']}/consultation",
-                      headers=auth(visit["patient"]))
-    assert view.json()["state"] == "waiting" and view.json()["patient_present"] is False
+    view = eventually(
+        lambda: client.get(f"/v1/appointments/{visit['appointment_id']}/consultation",
+                           headers=auth(visit["patient"])).json(),
+        lambda view: view["patient_present"] is False)
+    assert view["state"] == "waiting"
 
 
 def test_tickets_work_once_for_one_consultation_and_origins_are_checked(client, clock, visit):
@@ -214,7 +220,7 @@ def test_tickets_work_once_for_one_consultation_and_origins_are_checked(client, 
         next_frame(ws, "welcome")
     for path, code in [(socket_path(fresh), 4401),  # used already
                        (fresh["websocket_path"] + "?ticket=forged", 4401),
-                       (f"/v1/consultations/{visit['appointment_id']}/signal?ticket="
+                       (f"/v1/consultations/{uuid4()}/signal?ticket="
                         + join(client, visit).json()["ticket"], 4401)]:  # another consultation
         with client.websocket_connect(path) as ws, pytest.raises(WebSocketDisconnect) as refused:
             ws.receive_json(timeout=10)
@@ -345,3 +351,21 @@ def _in_order(states: list[str], expected: list[str]) -> bool:
         if position < len(expected) and state == expected[position]:
             position += 1
     return position == len(expected)
+
+
+def test_a_no_show_from_the_console_is_the_appointments_outcome(client, clock, visit):
+    at(client, clock, START - timedelta(minutes=2), visit["doctor"])
+    doctor = visit["doctor"]
+    room = client.get("/v1/staff/consultations?date=2026-11-30", headers=auth(doctor)).json()
+    [entry] = room["consultations"]
+    assert entry["state"] == "scheduled" and entry["patient_name"] == "Amira Lovelace"
+    cid = entry["consultation_id"]
+    too_soon = client.post(f"/v1/staff/consultations/{cid}/no-show", headers=auth(doctor))
+    assert_problem(too_soon, 409)
+    at(client, clock, START + timedelta(minutes=12), doctor, visit["patient"])
+    missed = client.post(f"/v1/staff/consultations/{cid}/no-show", headers=auth(doctor))
+    assert missed.status_code == 200 and missed.json()["state"] == "no_show", missed.text
+    appointment = client.get(f"/v1/appointments/{visit['appointment_id']}",
+                             headers=auth(visit["patient"]))
+    assert appointment.json()["status"] == "no_show", appointment.text
+    assert_problem(join(client, visit), 409, "consultation-closed")

@@ -200,3 +200,28 @@ def test_quality_figures_keep_numbers_only() -> None:
            by=P, at=at(3))
     left = c.pending_events[-1]
     assert left.quality == {"rtt_ms_avg": 81.23, "samples": 4}  # type: ignore[attr-defined]
+
+
+def test_the_join_window_across_the_spring_clock_change_is_ten_real_minutes() -> None:
+    """London's clocks go forward at 01:00 UTC on 28 March 2027: a 02:05 BST call opens at
+    00:55 GMT, ten minutes earlier in real time, and the patient reads both in local time."""
+    from zoneinfo import ZoneInfo
+
+    from commands.outbox import local_when
+
+    london = ZoneInfo("Europe/London")
+    starts = datetime(2027, 3, 28, 1, 5, tzinfo=UTC)
+    opens = WINDOWS.join_opens(starts)
+    assert starts - opens == timedelta(minutes=10)
+    assert local_when(starts, london).endswith("02:05 BST")
+    assert local_when(opens, london).endswith("00:55 GMT")
+    c = Consultation(appointment_id=uuid4(), patient_id=uuid4(), clinician_id=uuid4(),
+                     clinic_id="riverside", starts_at=starts, ends_at=starts + timedelta(minutes=10),
+                     by=P, at=starts - timedelta(hours=2))
+    c.check_in(WINDOWS, by=P, at=opens - timedelta(minutes=1))
+    assert c.state is State.EARLY_ARRIVAL
+    assert c.open_window(WINDOWS, by="system", at=opens)
+    assert "00:55 GMT" in patient_message(
+        Consultation(appointment_id=uuid4(), patient_id=uuid4(), clinician_id=uuid4(),
+                     clinic_id="riverside", starts_at=starts, ends_at=starts, by=P, at=opens),
+        WINDOWS, local_when(opens, london))
