@@ -39,6 +39,7 @@ from api.controllers.verification import MyVerificationController, SignInCodeCon
 from api.controllers.waitlist import WaitlistController
 from api.logs import request_id_middleware
 from api.problems import EXCEPTION_HANDLERS
+from webrtc.console_routes import ConsoleController
 from webrtc.signaling import SignalRelay
 
 MAX_BODY_BYTES = 1_000_000
@@ -94,7 +95,7 @@ def create_app(container: Container, token_secret: str,
                         AvailabilityController, CalendarController, CalendarFeedController,
                         VisitsController, DayListController, WaitlistController,
                         ConsultationController, StaffConsultationController,
-                        consultation_signal],
+                        consultation_signal, ConsoleController],
         lifespan=[read_pool, signal_relay],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

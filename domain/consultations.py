@@ -287,7 +287,10 @@ class Consultation(CareAggregate):
     def _require_open(self, windows: Windows, at: datetime) -> None:
         if self.closed is not None:
             raise ConsultationClosed(_closed_words(self.closed), state=self.closed.value)
-        if at > windows.joining_ends(self.ends_at):
+        # A call that started (or a clinician still there) can always be rejoined until it is
+        # ended; only a consultation that never began closes for joining after the grace.
+        if at > windows.joining_ends(self.ends_at) and self.call_started is None \
+                and not self.clinician_in:
             raise ConsultationClosed("The time for this video appointment has passed. "
                                      "Contact the clinic if you still need to be seen.",
                                      state=self.state.value)

@@ -53,6 +53,11 @@ def allow_loopback_candidates() -> None:
 
 
 def assert_loopback_only() -> None:
-    """Fails unless the only interface up is `lo` (guards against running outside a namespace)."""
-    interfaces = sorted(os.listdir("/sys/class/net"))
+    """Fails unless the only interface is `lo` (guards against running outside a namespace).
+
+    Asks the kernel for this namespace's interfaces: /sys/class/net would list the host's, as
+    sysfs shows the network namespace it was mounted in."""
+    import socket
+
+    interfaces = sorted(name for _, name in socket.if_nameindex())
     assert interfaces == ["lo"], f"not in a loopback-only namespace: {interfaces}"

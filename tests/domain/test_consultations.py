@@ -172,10 +172,15 @@ def test_completed_needs_a_call_otherwise_technical_failure() -> None:
     assert c.state is State.TECHNICAL_FAILURE
 
 
-def test_joining_ends_after_the_grace_period() -> None:
+def test_joining_ends_after_the_grace_period_unless_the_call_is_running() -> None:
     c = consultation()
     with pytest.raises(ConsultationClosed):
         c.check_in(WINDOWS, by=P, at=at(20 + 31))
+    running = in_call(consultation())
+    running.left(Role.PATIENT, "p1", "dropped", None, by=P, at=at(50))
+    assert not running.check_in(WINDOWS, by=P, at=at(55)), "a rejoin records no new check-in"
+    assert running.joined(Role.PATIENT, "p2", by=P, at=at(55))
+    assert running.connected(Role.PATIENT, by=P, at=at(55))
 
 
 def test_summary_keeps_internal_notes_apart_and_needs_an_ended_call() -> None:
