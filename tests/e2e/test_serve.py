@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,23 @@ def read_code(mail_log: Path, account_id: str, attempts: int = 200) -> str:
     raise AssertionError("no sign-in code reached the mail log")
 
 
+def refused_socket_code(url: str) -> int:
+    import asyncio
+
+    import websockets
+
+    async def close_code() -> int:
+        async with websockets.connect(url, open_timeout=10) as socket:
+            try:
+                await asyncio.wait_for(socket.recv(), timeout=10)
+            except websockets.ConnectionClosed as closed:
+                assert closed.rcvd is not None
+                return closed.rcvd.code
+        raise AssertionError("the socket stayed open without a ticket")
+
+    return asyncio.run(close_code())
+
+
 def test_serve_register_consent_audit_and_stop_cleanly(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -100,6 +118,13 @@ def test_serve_register_consent_audit_and_stop_cleanly(tmp_path: Path) -> None:
         demo = httpx.post(f"{base}/v1/auth/login", json={"email": "ada@patients.demo",
                                                          "password": "demo-clinic-2026"})
         assert demo.status_code == 200 and demo.json()["second_factor_required"] is True
+
+        # The clinician console and the signaling WebSocket are served by `serve` itself: a
+        # socket without a valid ticket is accepted and closed with 4401.
+        console = httpx.get(f"{base}/console")
+        assert console.status_code == 200 and "Content-Security-Policy" in console.headers
+        assert refused_socket_code(f"ws://127.0.0.1:{port}/v1/consultations/"
+                                   f"{uuid.uuid4()}/signal?ticket=forged") == 4401
 
         trail = subprocess.run(
             [CARE_BRIDGE, "audit", "trail", "--aggregate", given.json()["consent_id"]],
