@@ -26,6 +26,7 @@ from commands.eventstore import CareApplication, EventStoreSettings, Statement
 from commands.feature_flags import FeatureFlagsApplication
 from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_once
 from commands.outbox import Message, enqueue, local_when
+from commands.record_access import record_access
 from domain.access import Action, Actor, PatientResource, authorise, authorise_ever
 from domain.appointments import Appointment
 from domain.consents import ConsentType
@@ -106,7 +107,10 @@ class TelemedicineApplication(CareApplication):
 
     def patient_view(self, actor: Actor, appointment_id: UUID, at: datetime) -> dict[str, Any]:
         appointment = self._patient_appointment(actor, appointment_id, at)
-        return self.view(self._current(appointment, at), at)
+        consultation = self._current(appointment, at)
+        if consultation.follow_up_instructions is not None:  # part of the record: logged
+            self._viewed(actor, consultation, at)
+        return self.view(consultation, at)
 
     # ---- the clinician ----------------------------------------------------------------------
 
@@ -156,6 +160,8 @@ class TelemedicineApplication(CareApplication):
         """The clinician's view: the patient's view, the internal notes and the session log."""
         appointment = self._clinician_appointment(actor, consultation_ref, at)
         consultation = self._current(appointment, at)
+        if consultation.follow_up_instructions or consultation.internal_notes:
+            self._viewed(actor, consultation, at)
         return {**self.view(consultation, at),
                 "internal_notes": consultation.internal_notes,
                 "patient_name": self._patient_name(consultation.patient_id),
@@ -445,6 +451,10 @@ class TelemedicineApplication(CareApplication):
         if account is None:
             return None
         return f"{account.given_name} {account.family_name}".strip()
+
+    def _viewed(self, actor: Actor, consultation: Consultation, at: datetime) -> None:
+        record_access(self.factory.datastore, actor.ref,  # type: ignore[attr-defined]
+                      consultation.patient_id, "consultation_summary", consultation.id, at)
 
     def _tell_patient_clinician_joined(self, consultation: Consultation,
                                        at: datetime) -> list[Statement]:

@@ -26,3 +26,27 @@ CREATE TABLE IF NOT EXISTS carebridge.consultation_tickets_used (
 GRANT SELECT, INSERT, DELETE ON carebridge.consultation_tickets_used TO carebridge_app;
 CREATE INDEX IF NOT EXISTS consultation_signals_consultation
     ON carebridge.consultation_signals (consultation_id, signal_id);
+
+-- Who viewed which part of a patient's record, and when (a consultation's summary here; the
+-- records and documents contexts add theirs). Append-only like the event tables: the service
+-- may only add rows, auditors read them.
+CREATE TABLE IF NOT EXISTS carebridge.record_access (
+    access_id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL,
+    actor text NOT NULL,               -- role:account id, as in events
+    patient_id uuid NOT NULL,
+    resource text NOT NULL,            -- e.g. consultation_summary
+    resource_id uuid NOT NULL,
+    action text NOT NULL CHECK (action IN ('view', 'download'))
+);
+CREATE INDEX IF NOT EXISTS record_access_patient ON carebridge.record_access (patient_id, at);
+DROP TRIGGER IF EXISTS record_access_append_only_rows ON carebridge.record_access;
+CREATE TRIGGER record_access_append_only_rows BEFORE UPDATE OR DELETE ON carebridge.record_access
+    FOR EACH ROW EXECUTE FUNCTION carebridge.reject_event_change();
+DROP TRIGGER IF EXISTS record_access_append_only_truncate ON carebridge.record_access;
+CREATE TRIGGER record_access_append_only_truncate BEFORE TRUNCATE ON carebridge.record_access
+    FOR EACH STATEMENT EXECUTE FUNCTION carebridge.reject_event_change();
+REVOKE ALL ON carebridge.record_access FROM carebridge_app;
+GRANT SELECT, INSERT ON carebridge.record_access TO carebridge_app;
+GRANT USAGE ON SEQUENCE carebridge.record_access_access_id_seq TO carebridge_app;
+GRANT SELECT ON carebridge.record_access TO carebridge_auditor;

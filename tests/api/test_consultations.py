@@ -369,3 +369,35 @@ def test_a_no_show_from_the_console_is_the_appointments_outcome(client, clock, v
                              headers=auth(visit["patient"]))
     assert appointment.json()["status"] == "no_show", appointment.text
     assert_problem(join(client, visit), 409, "consultation-closed")
+
+
+def test_every_view_of_a_summary_is_logged_and_the_log_cannot_be_changed(client, clock, visit):
+    import psycopg
+
+    at(client, clock, START - timedelta(minutes=2), visit["patient"], visit["doctor"])
+    cid = join(client, visit).json()["consultation_id"]
+    doctor, patient = visit["doctor"], visit["patient"]
+    client.post(f"/v1/staff/consultations/{cid}/end", headers=auth(doctor),
+                json={"outcome": "technical_failure"})
+    before = client.get(f"/v1/appointments/{visit['appointment_id']}/consultation",
+                        headers=auth(patient))
+    assert before.json()["follow_up_instructions"] is None  # nothing of the record yet
+    written = client.put(f"/v1/staff/consultations/{cid}/summary", headers=auth(doctor),
+                         json={"follow_up_instructions": FOLLOW_UP, "internal_notes": NOTES})
+    assert written.status_code == 200, written.text
+    client.get(f"/v1/appointments/{visit['appointment_id']}/consultation", headers=auth(patient))
+    client.get(f"/v1/staff/consultations/{cid}", headers=auth(doctor))
+    url = client.app.state.container.database.url
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT actor, patient_id, resource, resource_id, action"
+                            " FROM carebridge.record_access ORDER BY access_id").fetchall()
+        assert [(actor.split(":")[0], str(resource_id), resource, action)
+                for actor, _, resource, resource_id, action in rows] == [
+            ("doctor", cid, "consultation_summary", "view"),   # the summary as saved
+            ("patient", cid, "consultation_summary", "view"),
+            ("doctor", cid, "consultation_summary", "view")]
+        assert {str(patient_id) for _, patient_id, *_ in rows} == {patient["account_id"]}
+        for statement in ("UPDATE carebridge.record_access SET actor = 'nobody'",
+                          "DELETE FROM carebridge.record_access"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
