@@ -22,6 +22,7 @@ from api.controllers.appointments import AppointmentController, StaffAppointment
 from api.controllers.availability import AvailabilityController
 from api.controllers.calendar import CalendarController, CalendarFeedController
 from api.controllers.care import PatientCareController, ProxyController, StaffCareController
+from api.controllers.connection_checks import ConnectionCheckController, run_connection_checks
 from api.controllers.consents import PatientConsentController, StaffConsentController
 from api.controllers.consultations import (
     ConsultationController,
@@ -95,8 +96,8 @@ def create_app(container: Container, token_secret: str,
                         AvailabilityController, CalendarController, CalendarFeedController,
                         VisitsController, DayListController, WaitlistController,
                         ConsultationController, StaffConsultationController,
-                        consultation_signal, ConsoleController],
-        lifespan=[read_pool, signal_relay],
+                        consultation_signal, ConsoleController, ConnectionCheckController],
+        lifespan=[read_pool, signal_relay, run_connection_checks],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             request_id_middleware,

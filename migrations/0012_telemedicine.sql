@@ -50,3 +50,19 @@ REVOKE ALL ON carebridge.record_access FROM carebridge_app;
 GRANT SELECT, INSERT ON carebridge.record_access TO carebridge_app;
 GRANT USAGE ON SEQUENCE carebridge.record_access_access_id_seq TO carebridge_app;
 GRANT SELECT ON carebridge.record_access TO carebridge_auditor;
+
+-- Pre-call connection checks: the API process that runs a check's echo peer writes what the
+-- peer observed here every second, so that the result can be reported to any API process behind
+-- the load balancer; when another process takes the result, the owner sees `finished_at` and
+-- closes its peer. Rows hold figures and the browser's user agent only.
+CREATE TABLE IF NOT EXISTS carebridge.connection_checks (
+    check_id uuid PRIMARY KEY,
+    owner text NOT NULL,               -- the account that started the check
+    user_agent text,
+    observations jsonb,                -- the echo peer's latest observations
+    started_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS connection_checks_age ON carebridge.connection_checks (started_at);
+GRANT SELECT, INSERT, UPDATE, DELETE ON carebridge.connection_checks TO carebridge_app;

@@ -199,6 +199,10 @@ MATRIX: dict[tuple[str, str], str] = {
                                                          "A   N   N   F   F   N   F   F   N   N   N",
     ("PUT", "/v1/staff/consultations/{consultation_id}/summary"):
                                                          "A   N   N   F   F   N   F   F   N   N   N",
+    # The pre-call check: anyone signed in. The offer sent is not SDP; the check is made up.
+    ("GET", "/v1/connection-checks/ice-servers"):        "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("POST", "/v1/connection-checks"):                   "A   V   V   V   V   V   V   V   V   V   V",
+    ("POST", "/v1/connection-checks/{check_id}/result"): "A   F   F   F   F   F   F   F   F   F   F",
 }
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 
@@ -247,7 +251,7 @@ class Requests:
                                feature="telemedicine", passkey_id=NOBODYS_PASSKEY,
                                relationship_id=NOBODYS_ID, grant_id=NOBODYS_ID,
                                access_id=NOBODYS_ID, appointment_id=NOBODYS_ID,
-                               consultation_id=NOBODYS_ID,
+                               consultation_id=NOBODYS_ID, check_id=NOBODYS_ID,
                                device_id="a-device", entry_id=NOBODYS_ID,
                                feed_file="a-made-up-feed-token-nobody-holds.ics",
                                **REFERENCE_IDS) + query
@@ -334,6 +338,10 @@ class Requests:
                                        "starts_at": "2027-01-04T09:00:00Z"},
             "/v1/appointments/{appointment_id}/cancel": {"reason_code": "cannot_attend"},
             "/v1/staff/consultations/{consultation_id}/end": {"outcome": "completed"},
+            "/v1/connection-checks": {"offer_sdp": "not an offer"},
+            "/v1/connection-checks/{check_id}/result": {
+                "camera": "granted", "microphone": "granted", "rtc_supported": True,
+                "received_audio": True, "received_video": True, "data_channel_echoes": 0},
             "/v1/staff/consultations/{consultation_id}/summary": {
                 "follow_up_instructions": "Rest and drink plenty.", "internal_notes": ""},
             "/v1/me/waitlist": {"clinic_id": "riverside", "consultation_type_id": "gp-in-person",
