@@ -24,6 +24,7 @@ from commands.feature_flags import FeatureFlagsApplication
 from commands.identity import IdentityApplication
 from commands.outbox import OutboxDispatcher, senders_from
 from commands.passkeys import Passkeys, RelyingParty
+from commands.prescriptions import PrescriptionsApplication
 from commands.profiles import ProfilesApplication
 from commands.scheduling import SchedulingApplication
 from commands.second_factor import SecondFactor
@@ -47,7 +48,8 @@ APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, Consents
                                                    ProfilesApplication, CareAccessApplication,
                                                    FeatureFlagsApplication, SchedulingApplication,
                                                    AppointmentsApplication, WaitlistApplication,
-                                                   CalendarApplication, TelemedicineApplication)
+                                                   CalendarApplication, TelemedicineApplication,
+                                                   PrescriptionsApplication)
 PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews)
 
 
@@ -105,6 +107,13 @@ def _construct(app_class: type[CareApplication], store: EventStoreSettings,
         built["appointments"].after_change.append(  # type: ignore[attr-defined]
             telemedicine.appointment_changed)
         return telemedicine
+    if app_class is PrescriptionsApplication:
+        appointments = built["appointments"]
+        # The schedule booking uses at the moment of the call (tests and demos replace it).
+        return PrescriptionsApplication(
+            store, built["care"], built["consents"], built["feature_flags"],  # type: ignore[arg-type]
+            lambda clinic_id: appointments.schedule.clinic(clinic_id),  # type: ignore[attr-defined]  # noqa: PLW0108
+            settings.prescription_turnaround_days, settings.prescription_min_days_between_issues)
     return app_class(store)
 
 
@@ -212,6 +221,10 @@ class Container:
     @property
     def telemedicine(self) -> TelemedicineApplication:
         return self.applications["telemedicine"]  # type: ignore[return-value]
+
+    @property
+    def prescriptions(self) -> PrescriptionsApplication:
+        return self.applications["prescriptions"]  # type: ignore[return-value]
 
     @property
     def waitlist(self) -> WaitlistApplication:

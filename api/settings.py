@@ -172,6 +172,15 @@ class Settings(BaseSettings):
         "(each is an echoing media peer; more wait with 429 and Retry-After).")
     connection_check_seconds: int = Field(60, ge=10, le=600, description="How long a pre-call "
                                           "check's server peer lives before it is closed.")
+    # ---- repeat prescriptions ----------------------------------------------------------------
+    prescription_turnaround_days: int = Field(
+        2, ge=1, le=30, description="Working days (Monday to Friday, clinic time) the clinic "
+        "promises for a repeat prescription request; a request still open after that is marked "
+        "delayed and the patient is told.")
+    prescription_min_days_between_issues: int = Field(
+        21, ge=1, le=365, description="Default for medications that name none: how many days "
+        "after an issue the same medication may be requested again.")
+    # ---- pharmacy handoff (commands/pharmacy.py) -------------------------------------------
 
     @field_validator("encryption_key", "token_secret", "database_url", "broker_url",
                      "migration_database_url", "smtp_host", "sms_gateway_url")

@@ -79,6 +79,10 @@ class Action(StrEnum):
     # clinician's (only the appointment's own clinician runs the call).
     CONSULTATION_JOIN = "consultation.join"
     CONSULTATION_CONDUCT = "consultation.conduct"
+    # Repeat prescriptions, staff side: working a clinic's request queues (prescribers approve
+    # what needs a clinical review), and keeping patients' repeat medications.
+    PRESCRIPTIONS_PROCESS = "prescriptions.process"
+    MEDICATIONS_MANAGE = "medications.manage"
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,12 @@ STAFF_ROLES_FOR: dict[Action, frozenset[Role]] = {
     Action.SCHEDULE_MANAGE: frozenset({Role.CLINIC_ADMIN}),
     Action.DAY_LIST_READ: CLINICAL_ROLES | _ADMINISTRATIVE_ROLES,
     Action.CONSULTATION_CONDUCT: CLINICAL_ROLES,
+    Action.PRESCRIPTIONS_PROCESS: frozenset({Role.DOCTOR, Role.NURSE,
+                                             Role.PRESCRIPTION_COORDINATOR}),
+    Action.MEDICATIONS_MANAGE: frozenset({Role.DOCTOR, Role.NURSE, Role.PRESCRIPTION_COORDINATOR,
+                                          Role.CLINIC_ADMIN}),
 }
+PRESCRIBERS = frozenset({Role.DOCTOR, Role.NURSE})
 PATIENT_ACTIONS = _OWN_PATIENT_ACTIONS | {Action.PROXY_RESPOND} | PARENT_ONLY.keys()
 
 
@@ -251,6 +260,10 @@ def is_allowed(actor: Actor, action: Action,
         return _may_use_schedules(actor, action, resource)
     if action == Action.DAY_LIST_READ:
         # Reception, clinical staff and administrators of the clinic; no clinical content.
+        return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
+                and resource.clinic_id in actor.clinic_ids)
+    if action == Action.PRESCRIPTIONS_PROCESS:
+        # A clinic's prescription queues: its prescribers and coordinators.
         return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
                 and resource.clinic_id in actor.clinic_ids)
     if action in FEATURE_FLAG_ACTIONS or isinstance(resource, ClinicResource):

@@ -22,6 +22,7 @@ from psycopg import Cursor
 
 from commands.reminders import REMINDER_TOPICS, ReminderPlanner
 from commands.waitlist import FREEING_TOPICS, Accounts, WaitlistApplication
+from domain.prescriptions import PrescriptionRequest
 from projections.base import Envelope, Projection, Tables
 from projections.runner import TRACKING, ProjectionRunner
 
@@ -82,7 +83,38 @@ class WaitlistRunner(ProjectionRunner):
         return consumed
 
 
-FOLLOWERS: tuple[type[Projection], ...] = (WaitlistOffers, ReminderPlanning)
+class PrescriptionDelays(Projection):
+    """Marks repeat prescription requests past their promised date as delayed (and tells the
+    patient), on every round of its runner; it follows the prescriptions log only to have one
+    leader at a time."""
+
+    name = "prescription_delays"
+    sources = {"prescriptions": (PrescriptionRequest.TOPIC,)}
+    tables = ()
+
+    def __init__(self, prescriptions: Any, clock: Clock) -> None:
+        self.prescriptions, self.clock = prescriptions, clock
+
+    def ddl(self) -> Sequence[str]:
+        return []
+
+    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
+        return None
+
+
+class PrescriptionDelaysRunner(ProjectionRunner):
+    def __init__(self, delays: PrescriptionDelays, applications: Mapping[str, Application[Any]],
+                 url: str) -> None:
+        super().__init__(delays, applications, url)
+        self.delays = delays
+
+    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
+        consumed = super().catch_up(conn)
+        self.delays.prescriptions.mark_delayed(self.delays.clock())
+        return consumed
+
+
+FOLLOWERS: tuple[type[Projection], ...] = (WaitlistOffers, ReminderPlanning, PrescriptionDelays)
 
 
 def ensure_follower_tracking(conn: psycopg.Connection[Any]) -> None:
@@ -101,6 +133,10 @@ def followers_for(applications: Mapping[str, Application[Any]], waitlist: Waitli
     if "appointments" not in applications:
         return []
     planner = ReminderPlanner(lambda: waitlist.schedule, accounts, settings.reminder_hours)
-    return [WaitlistRunner(WaitlistOffers(waitlist, clock), applications, url),
-            ProjectionRunner(ReminderPlanning(planner), applications, url,
-                             settings.projection_batch_size)]
+    runners = [WaitlistRunner(WaitlistOffers(waitlist, clock), applications, url),
+               ProjectionRunner(ReminderPlanning(planner), applications, url,
+                                settings.projection_batch_size)]
+    if "prescriptions" in applications:
+        runners.append(PrescriptionDelaysRunner(
+            PrescriptionDelays(applications["prescriptions"], clock), applications, url))
+    return runners

@@ -199,6 +199,37 @@ MATRIX: dict[tuple[str, str], str] = {
                                                          "A   N   N   F   F   N   F   F   N   N   N",
     ("PUT", "/v1/staff/consultations/{consultation_id}/summary"):
                                                          "A   N   N   F   F   N   F   F   N   N   N",
+    # Repeat prescriptions. A patient's own medicines and requests (Ada has none); nobody here
+    # is Ada's proxy or in her care team, and the request, patient list entry and medicine are
+    # made up. The clinic's queues: its prescribers and coordinators (the matrix's riverside).
+    ("GET", "/v1/me/medications"):                       "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/patients/{patient_id}/medications"):    "A   Y   N   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/prescription-requests"):               "A   V   V   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/me/prescription-requests"):             "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/prescription-requests/{request_id}"):   "A   F   F   F   F   N   F   F   N   N   N",
+    ("POST", "/v1/prescription-requests/{request_id}/cancel"):
+                                                         "A   F   F   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/staff/prescription-requests"):          "A   N   N   Y   Y   N   Y   N   N   N   N",
+    ("GET", "/v1/staff/prescription-requests/{request_id}"):
+                                                         "A   N   N   F   F   N   F   N   N   N   N",
+    ("POST", "/v1/staff/prescription-requests/{request_id}/review"):
+                                                         "A   N   N   F   F   N   F   N   N   N   N",
+    ("POST", "/v1/staff/prescription-requests/{request_id}/approve"):
+                                                         "A   N   N   F   F   N   F   N   N   N   N",
+    ("POST", "/v1/staff/prescription-requests/{request_id}/reject"):
+                                                         "A   N   N   F   F   N   F   N   N   N   N",
+    ("POST", "/v1/staff/prescription-requests/{request_id}/escalate"):
+                                                         "A   N   N   F   F   N   F   N   N   N   N",
+    ("POST", "/v1/staff/prescription-requests/{request_id}/notes"):
+                                                         "A   N   N   F   F   N   F   N   N   N   N",
+    ("POST", "/v1/staff/prescription-requests/{request_id}/ready"):
+                                                         "A   N   N   F   F   N   F   N   N   N   N",
+    ("POST", "/v1/staff/prescription-requests/{request_id}/complete"):
+                                                         "A   N   N   F   F   N   F   N   N   N   N",
+    ("PUT", "/v1/staff/patients/{patient_id}/medications/{medication_id}"):
+                                                         "A   N   N   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/staff/patients/{patient_id}/medications/{medication_id}/stop"):
+                                                         "A   N   N   N   N   N   N   N   N   N   N",
     # The pre-call check: anyone signed in. The offer sent is not SDP; the check is made up.
     ("GET", "/v1/connection-checks/ice-servers"):        "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("POST", "/v1/connection-checks"):                   "A   V   V   V   V   V   V   V   V   V   V",
@@ -245,13 +276,15 @@ class Requests:
         consent_type = "data_sharing" if "/staff/consent-texts/" in template else "telemedicine"
         query = "?clinic_id=riverside" if template == "/v1/me/features" else ""
         query = {"/v1/staff/day-list": "?clinic_id=riverside&date=2026-11-23",
-                 "/v1/staff/clinicians/{account_id}/day-list": "?date=2026-11-23"}.get(
+                 "/v1/staff/clinicians/{account_id}/day-list": "?date=2026-11-23",
+                 "/v1/staff/prescription-requests": "?clinic_id=riverside"}.get(
                      template, query)
         return template.format(consent_type=consent_type, patient_id=self.patient_id,
                                feature="telemedicine", passkey_id=NOBODYS_PASSKEY,
                                relationship_id=NOBODYS_ID, grant_id=NOBODYS_ID,
                                access_id=NOBODYS_ID, appointment_id=NOBODYS_ID,
                                consultation_id=NOBODYS_ID, check_id=NOBODYS_ID,
+                               request_id=NOBODYS_ID, medication_id="amlodipine",
                                device_id="a-device", entry_id=NOBODYS_ID,
                                feed_file="a-made-up-feed-token-nobody-holds.ics",
                                **REFERENCE_IDS) + query
@@ -339,6 +372,16 @@ class Requests:
             "/v1/appointments/{appointment_id}/cancel": {"reason_code": "cannot_attend"},
             "/v1/staff/consultations/{consultation_id}/end": {"outcome": "completed"},
             "/v1/connection-checks": {"offer_sdp": "not an offer"},
+            "/v1/prescription-requests": {
+                "clinic_id": "riverside", "fulfilment": "collection",
+                "items": [{"medication_id": "amlodipine", "dosage_confirmed": True}]},
+            "/v1/staff/prescription-requests/{request_id}/reject": {
+                "reason_code": "needs_review", "explanation": "Please book a review first."},
+            "/v1/staff/prescription-requests/{request_id}/escalate": {"note": "Needs review"},
+            "/v1/staff/prescription-requests/{request_id}/notes": {"note": "Called the patient"},
+            "/v1/staff/patients/{patient_id}/medications/{medication_id}": {
+                "name": "Amlodipine 5 mg tablets", "dose": "One a day", "quantity": "28 tablets",
+                "issues_remaining": 3, "needs_review": False, "controlled": False},
             "/v1/connection-checks/{check_id}/result": {
                 "camera": "granted", "microphone": "granted", "rtc_supported": True,
                 "received_audio": True, "received_video": True, "data_channel_echoes": 0},

@@ -1,0 +1,183 @@
+"""Repeat prescriptions through the API: eligibility with reasons, requests, the review
+workflow, queues with context, notifications without medicine names, delays."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.api.consultation_support import at
+from tests.api.prescription_support import ask, pharmacy_patient, step
+from tests.api.support import assert_problem, auth, field_names, give
+from tests.api.visits_support import run_process_managers
+
+MEDICINE_WORDS = ("Amlodipine", "Sertraline", "Salbutamol", "mg", "tablets")
+
+
+@pytest.fixture
+def rx(client, container, sign_up, staff_member) -> dict[str, Any]:
+    return pharmacy_patient(client, container, sign_up, staff_member)
+
+
+def test_the_eligible_list_says_why_each_other_medicine_cannot_be_requested(client, rx):
+    listed = client.get("/v1/me/medications", headers=auth(rx["patient"]))
+    assert listed.status_code == 200, listed.text
+    by_id = {m["medication_id"]: m for m in listed.json()["medications"]}
+    assert by_id["amlodipine"]["requestable"] and by_id["sertraline"]["requestable"]
+    reasons = {m: by_id[m]["reason"] for m in by_id if not by_id[m]["requestable"]}
+    assert reasons == {"salbutamol": "too_soon", "ramipril": "review_due",
+                       "metformin": "needs_appointment", "atorvastatin": "no_issues_left",
+                       "codeine": "controlled_drug"}
+    assert by_id["salbutamol"]["requestable_from"] == "2026-12-18"
+    assert "from 18 December 2026" in by_id["salbutamol"]["explanation"]
+    assert "controlled medicine" in by_id["codeine"]["explanation"]
+    assert "Book an appointment" in by_id["metformin"]["explanation"]
+
+
+def test_every_wrong_field_is_named_at_once_and_nothing_is_saved(client, rx):
+    refused = client.post("/v1/prescription-requests", headers=auth(rx["patient"]), json={
+        "clinic_id": "nowhere", "fulfilment": "pharmacy", "pharmacy_id": "no-such-pharmacy",
+        "items": [{"medication_id": "amlodipine", "dosage_confirmed": False},
+                  {"medication_id": "codeine", "dosage_confirmed": True},
+                  {"medication_id": "aspirin", "dosage_confirmed": True}]})
+    problem = assert_problem(refused, 422)
+    assert field_names(problem) == {"clinic_id", "pharmacy_id", "items[0].dosage_confirmed",
+                                    "items[1].medication_id", "items[2].medication_id"}
+    mine = client.get("/v1/me/prescription-requests", headers=auth(rx["patient"]))
+    assert mine.json() == []
+
+
+def test_the_first_request_asks_for_consent(client, container, sign_up, staff_member):
+    rx = pharmacy_patient(client, container, sign_up, staff_member, consent=False)
+    problem = assert_problem(ask(client, rx["patient"], "amlodipine"), 403, "consent-required")
+    assert problem["extensions"]["consent_type"] == "prescription_requests"
+    assert give(client, rx["patient"], "prescription_requests").status_code == 201
+    assert ask(client, rx["patient"], "amlodipine").status_code == 201
+
+
+def test_collection_at_the_clinic_from_request_to_completed(client, rx, mailbox):
+    patient, coordinator = rx["patient"], rx["coordinator"]
+    made = ask(client, patient, "amlodipine", note="I am away next week")
+    assert made.status_code == 201, made.text
+    request = made.json()
+    assert request["status"] == "submitted" and request["status_words"] == "Request received"
+    assert request["promised_by"] == "2026-11-25T18:00:00+00:00"  # two working days
+    rid = request["request_id"]
+    queue = client.get("/v1/staff/prescription-requests?clinic_id=riverside&queue=coordinator",
+                       headers=auth(coordinator))
+    assert queue.status_code == 200, queue.text
+    [entry] = queue.json()["requests"]
+    assert entry["request_id"] == rid and entry["patient_name"] == "Grace Lovelace"
+    for action in ("review", "approve", "ready", "complete"):
+        done = step(client, coordinator, rid, action)
+        assert done.status_code == 200, (action, done.text)
+    mine = client.get(f"/v1/prescription-requests/{rid}", headers=auth(patient)).json()
+    assert [t["status"] for t in mine["timeline"]] == [
+        "submitted", "under_review", "approved", "ready_for_collection", "completed"]
+    kinds = [m["kind"] for m in mailbox.messages() if m["account_id"] == patient["account_id"]]
+    assert "prescription_approved" in kinds and "prescription_ready" in kinds
+    from commands.outbox import TEMPLATES
+
+    for kind in ("prescription_approved", "prescription_ready", "prescription_rejected",
+                 "prescription_sent", "prescription_delayed", "prescription_review_needed"):
+        words = TEMPLATES[kind].body + (TEMPLATES[kind].sms or "")
+        assert not any(w in words for w in MEDICINE_WORDS), kind
+    listed = client.get("/v1/me/medications", headers=auth(patient)).json()["medications"]
+    amlodipine = next(m for m in listed if m["medication_id"] == "amlodipine")
+    assert amlodipine["issues_remaining"] == 4 and amlodipine["last_issued_on"] == "2026-11-23"
+    assert amlodipine["reason"] == "too_soon"
+
+
+def test_a_second_open_request_for_the_same_medicine_names_the_first(client, rx):
+    first = ask(client, rx["patient"], "amlodipine").json()
+    again = ask(client, rx["patient"], "amlodipine", "sertraline")
+    problem = assert_problem(again, 409, "already-requested")
+    assert problem["extensions"]["request_id"] == first["request_id"]
+    assert first["request_id"] in problem["detail"]
+    listed = client.get("/v1/me/medications", headers=auth(rx["patient"])).json()["medications"]
+    assert next(m for m in listed if m["medication_id"] == "amlodipine")["reason"] == \
+        "already_requested"
+
+
+def test_a_retried_request_acts_once(client, rx):
+    key = "3f1c2e0a-retry-prescription-0001"
+    answers = [ask(client, rx["patient"], "amlodipine", key=key) for _ in range(2)]
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json()["request_id"] == answers[1].json()["request_id"]
+    assert len(client.get("/v1/me/prescription-requests", headers=auth(rx["patient"])).json()) == 1
+
+
+def test_a_request_that_needs_review_goes_to_a_prescriber(client, rx, mailbox):
+    made = ask(client, rx["patient"], "sertraline").json()
+    rid = made["request_id"]
+    coordinators = client.get("/v1/staff/prescription-requests?clinic_id=riverside&queue="
+                              "coordinator", headers=auth(rx["coordinator"])).json()
+    assert coordinators["requests"] == []
+    prescribers = client.get("/v1/staff/prescription-requests?clinic_id=riverside&queue="
+                             "prescriber", headers=auth(rx["doctor"])).json()
+    assert [r["request_id"] for r in prescribers["requests"]] == [rid]
+    mailbox.last(rx["patient"]["account_id"], "prescription_review_needed")
+    assert_problem(step(client, rx["coordinator"], rid, "approve"), 403)
+    approved = step(client, rx["doctor"], rid, "approve")
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+
+
+def test_a_rejection_gives_the_patient_its_explanation_never_the_internal_notes(client, rx):
+    rid = ask(client, rx["patient"], "amlodipine").json()["request_id"]
+    noted = step(client, rx["coordinator"], rid, "notes",
+                 {"note": "Blood pressure readings missing since June"})
+    assert noted.status_code == 200, noted.text
+    context = client.get(f"/v1/staff/prescription-requests/{rid}",
+                         headers=auth(rx["coordinator"]))
+    assert context.status_code == 200, context.text
+    assert context.json()["internal_notes"][0]["note"].startswith("Blood pressure")
+    assert {m["medication_id"] for m in context.json()["medications"]} >= {"amlodipine"}
+    refused = step(client, rx["coordinator"], rid, "reject", {"reason_code": "needs_review",
+                   "explanation": "Please book a blood pressure check before we renew this."})
+    assert refused.status_code == 200, refused.text
+    mine = client.get(f"/v1/prescription-requests/{rid}", headers=auth(rx["patient"]))
+    assert mine.json()["status"] == "rejected"
+    assert mine.json()["explanation"].startswith("Please book a blood pressure check")
+    assert "Blood pressure readings" not in mine.text and "internal_notes" not in mine.json()
+    again = ask(client, rx["patient"], "amlodipine")
+    assert again.status_code == 201, "a rejected request frees the medicine"
+
+
+def test_the_patient_cancels_only_before_the_review_starts(client, rx):
+    first = ask(client, rx["patient"], "amlodipine").json()["request_id"]
+    cancelled = client.post(f"/v1/prescription-requests/{first}/cancel",
+                            headers=auth(rx["patient"]))
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    second = ask(client, rx["patient"], "amlodipine").json()["request_id"]
+    step(client, rx["coordinator"], second, "review")
+    assert_problem(client.post(f"/v1/prescription-requests/{second}/cancel",
+                               headers=auth(rx["patient"])), 409, "request-closed")
+
+
+def test_a_request_past_its_promised_date_is_marked_delayed_and_the_patient_told(
+        client, container, clock, rx, mailbox):
+    rid = ask(client, rx["patient"], "amlodipine").json()["request_id"]
+    # Wednesday 19:00: past the promised 18:00.
+    at(client, clock, clock.now + timedelta(days=2, hours=10), rx["patient"])
+    run_process_managers(container, clock)
+    assert container.prescriptions.mark_delayed(clock.now) == 0, "marked once only"
+    mine = client.get(f"/v1/prescription-requests/{rid}", headers=auth(rx["patient"])).json()
+    assert mine["delayed"] is True and mine["status"] == "submitted"
+    mailbox.last(rx["patient"]["account_id"], "prescription_delayed")
+
+
+def test_other_clinics_and_other_patients_see_nothing(client, rx, sign_up, staff_member):
+    rid = ask(client, rx["patient"], "amlodipine").json()["request_id"]
+    hillview = staff_member("prescription_coordinator", clinics=("hillview",))
+    assert_problem(client.get(f"/v1/staff/prescription-requests/{rid}", headers=auth(hillview)),
+                   403)
+    assert_problem(client.get("/v1/staff/prescription-requests?clinic_id=riverside",
+                              headers=auth(hillview)), 403)
+    bob = sign_up(given_name="Bob")
+    assert_problem(client.get(f"/v1/prescription-requests/{rid}", headers=auth(bob)), 403)
+    assert_problem(client.get(f"/v1/patients/{rx['patient']['account_id']}/medications",
+                              headers=auth(bob)), 403)
+    assert_problem(client.get("/v1/staff/prescription-requests?clinic_id=riverside",
+                              headers=auth(staff_member("reception"))), 403)
