@@ -33,7 +33,12 @@ from api.controllers.day_lists import DayListController, VisitsController
 from api.controllers.feature_flags import FeatureFlagController, MyFeaturesController
 from api.controllers.health import HealthController
 from api.controllers.passkeys import PasskeyController
-from api.controllers.prescriptions import PatientPrescriptionController, StaffPrescriptionController
+from api.controllers.pharmacies import PharmacyController
+from api.controllers.prescriptions import (
+    MedicationImportController,
+    PatientPrescriptionController,
+    StaffPrescriptionController,
+)
 from api.controllers.profiles import ProfileController, StaffProfileController
 from api.controllers.scheduling import DirectoryController, ScheduleAdminController
 from api.controllers.second_factor import SecondFactorController
@@ -98,7 +103,8 @@ def create_app(container: Container, token_secret: str,
                         VisitsController, DayListController, WaitlistController,
                         ConsultationController, StaffConsultationController,
                         consultation_signal, ConsoleController, ConnectionCheckController,
-                        PatientPrescriptionController, StaffPrescriptionController],
+                        PatientPrescriptionController, StaffPrescriptionController,
+                        PharmacyController, MedicationImportController],
         lifespan=[read_pool, signal_relay, run_connection_checks],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from api.database import Database, apply_sql_migrations, enable_app_login, protect_event_tables
-from api.settings import Settings
+from api.settings import Mode, Settings
 from commands.appointments import AppointmentsApplication
 from commands.availability import Availability, PostgresBookings
 from commands.calendar import CalendarApplication
@@ -24,6 +24,7 @@ from commands.feature_flags import FeatureFlagsApplication
 from commands.identity import IdentityApplication
 from commands.outbox import OutboxDispatcher, senders_from
 from commands.passkeys import Passkeys, RelyingParty
+from commands.pharmacy import PharmacyDirectory, PharmacyHandoffDispatcher, adapters_from
 from commands.prescriptions import PrescriptionsApplication
 from commands.profiles import ProfilesApplication
 from commands.scheduling import SchedulingApplication
@@ -37,6 +38,7 @@ from domain.schedule_types import StaticSchedule
 from projections.appointment_views import AppointmentViews
 from projections.base import Projection
 from projections.consents import ConsentViews
+from projections.prescription_analytics import PrescriptionAnalytics
 from projections.process_managers import ensure_follower_tracking, followers_for
 from projections.runner import ProjectionRunner, ensure_tables
 from projections.security_events import SecurityEvents
@@ -50,7 +52,8 @@ APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, Consents
                                                    AppointmentsApplication, WaitlistApplication,
                                                    CalendarApplication, TelemedicineApplication,
                                                    PrescriptionsApplication)
-PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews)
+PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews,
+                                             PrescriptionAnalytics)
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:
@@ -148,6 +151,8 @@ class Container:
     sign_in: SignIn = field(init=False)
     email_links: EmailLinks = field(init=False)
     outbox: OutboxDispatcher = field(init=False)
+    pharmacies: PharmacyDirectory = field(init=False)
+    pharmacy_handoffs: PharmacyHandoffDispatcher = field(init=False)
     availability: Availability = field(init=False)
 
     def __post_init__(self) -> None:
@@ -169,6 +174,14 @@ class Container:
         self.email_links = EmailLinks(self.identity, self.sessions, self.settings)
         self.outbox = OutboxDispatcher(self.database.url,
                                        senders_from(self.settings, self.settings.data_dir))
+        self.pharmacies = PharmacyDirectory(
+            self.identity.factory.datastore,  # type: ignore[attr-defined]
+            allow_loopback_http=self.settings.mode is not Mode.PRODUCTION)
+        self.prescriptions.pharmacies = self.pharmacies
+        self.pharmacy_handoffs = PharmacyHandoffDispatcher(
+            self.database.url, adapters_from(self.settings, self.settings.data_dir),
+            self.prescriptions.handed_off, self.prescriptions.handoff_dead,
+            max_attempts=self.settings.pharmacy_handoff_max_attempts)
         # Until the scheduling context is wired, an empty schedule: no clinics, no free slots.
         schedule: Any = self.applications.get("scheduling")
         self.availability = Availability(
@@ -254,14 +267,17 @@ class Container:
             follower.start()
 
     def start_outbox(self) -> None:
-        """Sends queued emails and texts from this process (`serve` and `worker` do)."""
+        """Sends queued emails, texts and pharmacy handoffs from this process (`serve` and
+        `worker` do)."""
         self.outbox.start()
+        self.pharmacy_handoffs.start()
 
     def close(self) -> None:
         runners = [*self.followers, *self.runners]
         for runner in runners:  # all at once: each notices within its poll interval
             runner.request_stop()
         self.outbox.stop()
+        self.pharmacy_handoffs.stop()
         for runner in runners:
             runner.stop()
         CareFactory.close_shared_pools(self.store.scope)

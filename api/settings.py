@@ -181,6 +181,16 @@ class Settings(BaseSettings):
         21, ge=1, le=365, description="Default for medications that name none: how many days "
         "after an issue the same medication may be requested again.")
     # ---- pharmacy handoff (commands/pharmacy.py) -------------------------------------------
+    pharmacy_drop_dir: Path | None = Field(
+        None, description="Root of the file-drop pharmacy channel: a prescription for a "
+        "pharmacy whose channel is `file` is written to `<root>/<the pharmacy's folder>/"
+        "<handoff id>.json`. Default: `<data_dir>/pharmacy-drop`.")
+    pharmacy_http_token: SecretStr | None = Field(
+        None, description="Bearer token sent to pharmacies whose channel is `http`. Empty: "
+        "no Authorization header.")
+    pharmacy_handoff_max_attempts: int = Field(
+        8, ge=1, le=50, description="Delivery attempts for a prescription to a pharmacy "
+        "(with exponential backoff from 30 seconds) before it goes to the dead-letter view.")
 
     @field_validator("encryption_key", "token_secret", "database_url", "broker_url",
                      "migration_database_url", "smtp_host", "sms_gateway_url")

@@ -150,10 +150,7 @@ class PrescriptionsApplication(CareApplication):
                            source: str = "import") -> dict[str, int]:
         """An export from the clinic's system: all or nothing. Importing the same file again
         records nothing; a changed record is recorded as changed."""
-        authorise_ever(actor, Action.MEDICATIONS_MANAGE)
-        if actor.role is not Role.CLINIC_ADMIN or clinic_id not in actor.clinic_ids:
-            raise Forbidden("Only an administrator of this clinic can import its medication "
-                            "lists.")
+        self.may_import(actor, clinic_id)
         errors = Rejections()
         for line, (patient_id, medication) in enumerate(records, start=1):
             if self.care.identity.find_account(patient_id) is None:
@@ -175,6 +172,13 @@ class PrescriptionsApplication(CareApplication):
         if lists:
             self.save_all(*lists)
         return {"records": len(records), "patients": len(by_patient), "changed": changed}
+
+    @staticmethod
+    def may_import(actor: Actor, clinic_id: str) -> None:
+        authorise_ever(actor, Action.MEDICATIONS_MANAGE)
+        if actor.role is not Role.CLINIC_ADMIN or clinic_id not in actor.clinic_ids:
+            raise Forbidden("Only an administrator of this clinic can import its medication "
+                            "lists.")
 
     def medications(self, actor: Actor, patient_id: UUID, at: datetime) -> list[dict[str, Any]]:
         """A patient's repeat medications, with what the patient may request now."""
@@ -420,6 +424,27 @@ class PrescriptionsApplication(CareApplication):
             return {}, [current], [_row(current, at)]
 
         self._run(None, decide)
+
+    def reconcile_handoffs(self, now: datetime, limit: int = 200) -> int:
+        """Catches up pharmacy handoffs whose delivery (or final failure) was recorded on the
+        handoff but never reached the request (a crash between the two); returns how many."""
+        with self.factory.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+            if conn.execute("SELECT to_regclass('carebridge.pharmacy_handoffs') IS NOT NULL"
+                            " AS present").fetchone()["present"] is not True:
+                return 0
+            rows = conn.execute(
+                f"SELECT h.request_id, h.handoff_id, h.status, h.last_error"
+                f" FROM carebridge.pharmacy_handoffs h JOIN {REQUESTS} r USING (request_id)"
+                " WHERE r.status = 'approved' AND (h.status = 'delivered'"
+                " OR (h.status = 'dead' AND NOT r.handoff_failed)) LIMIT %s",
+                (limit,)).fetchall()
+        for row in rows:
+            if row["status"] == "delivered":
+                self.handed_off(row["request_id"], row["handoff_id"], now)
+            else:
+                self.handoff_dead(row["request_id"], row["handoff_id"],
+                                  row["last_error"] or "unknown", now)
+        return len(rows)
 
     def mark_delayed(self, now: datetime, limit: int = 200) -> int:
         """Marks open requests past their promised date as delayed and tells the patient."""

@@ -85,8 +85,9 @@ class WaitlistRunner(ProjectionRunner):
 
 class PrescriptionDelays(Projection):
     """Marks repeat prescription requests past their promised date as delayed (and tells the
-    patient), on every round of its runner; it follows the prescriptions log only to have one
-    leader at a time."""
+    patient), and catches up pharmacy handoffs whose outcome never reached the request, on
+    every round of its runner; it follows the prescriptions log only to have one leader at a
+    time."""
 
     name = "prescription_delays"
     sources = {"prescriptions": (PrescriptionRequest.TOPIC,)}
@@ -110,7 +111,9 @@ class PrescriptionDelaysRunner(ProjectionRunner):
 
     def catch_up(self, conn: psycopg.Connection[Any]) -> int:
         consumed = super().catch_up(conn)
-        self.delays.prescriptions.mark_delayed(self.delays.clock())
+        now = self.delays.clock()
+        self.delays.prescriptions.mark_delayed(now)
+        self.delays.prescriptions.reconcile_handoffs(now)
         return consumed
 
 

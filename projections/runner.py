@@ -234,6 +234,18 @@ class ProjectionRunner:
             for table in self.projection.tables:
                 cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
                     fresh(table), sql.Identifier(self.live.name(table))))
+            # The fresh tables' indexes (and keys) carry the rebuild suffix: give them the live
+            # names, or the next rebuild's CREATE INDEX IF NOT EXISTS would find them and skip
+            # its own.
+            for (index,) in cur.execute(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = %s"
+                    " AND tablename = ANY(%s) AND strpos(indexname, %s) > 0",
+                    (self.projection.schema,
+                     [self.live.name(t) for t in self.projection.tables],
+                     REBUILD_SUFFIX)).fetchall():
+                cur.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(self.projection.schema, index),
+                    sql.Identifier(index.replace(REBUILD_SUFFIX, "", 1))))
             cur.execute(
                 f"UPDATE {TRACKING} AS live SET position = fresh.position, updated_at = now()"
                 f" FROM {TRACKING} AS fresh WHERE live.projection = %s"

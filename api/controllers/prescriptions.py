@@ -4,7 +4,7 @@ the clinic's queues, the review workflow and the medication lists."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -16,8 +16,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api.container import Container
 from api.dependencies import idempotency_key, position_headers, signed_in
 from commands.idempotency import Outcome
+from commands.medication_import import parse_csv, parse_fhir_bundle
 from commands.prescriptions import RequestedItem
 from domain.access import Actor
+from domain.errors import FieldError, InvalidInput
 from domain.prescriptions import Fulfilment, Medication, Queue, RejectionReason
 
 Words = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -150,6 +152,19 @@ class MedicationEntry(msgspec.Struct, forbid_unknown_fields=True):
     review_date: date | None = None
     min_days_between_issues: Annotated[int, msgspec.Meta(ge=1, le=365)] | None = None
     last_issued_on: date | None = None
+
+
+class MedicationImport(msgspec.Struct, forbid_unknown_fields=True):
+    clinic_id: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    format: Literal["csv", "fhir"]
+    # CSV: the file's text. FHIR: a Bundle of MedicationRequest resources (JSON).
+    content: Annotated[str, msgspec.Meta(min_length=1, max_length=900_000)] | dict[str, Any]
+
+
+class ImportSummary(msgspec.Struct):
+    records: int
+    patients: int
+    changed: int
 
 
 class MedicationRecorded(msgspec.Struct):
@@ -351,3 +366,26 @@ class StaffPrescriptionController(Controller):
         return Response(MedicationRecorded(str(patient_id), medication_id,
                                            bool(outcome.result["changed"])),
                         headers=position_headers("prescriptions", outcome.position))
+
+
+class MedicationImportController(Controller):
+    """A clinic's export of repeat medications (CSV or a FHIR R4 Bundle), all or nothing."""
+
+    path = "/v1/admin"
+    tags = ["prescriptions"]
+    dependencies = signed_in()
+
+    @post("/medication-import", status_code=200, sync_to_thread=True,
+          summary="Import repeat medications from the clinic's system (CSV or FHIR R4)")
+    def import_medications(self, data: JSONBody[MedicationImport], actor: NamedDependency[Actor],
+                           container: NamedDependency[Container],
+                           now: NamedDependency[datetime]) -> ImportSummary:
+        container.prescriptions.may_import(actor, data.clinic_id)
+        if data.format == "csv":
+            if not isinstance(data.content, str):
+                raise InvalidInput([FieldError("content", "Send the CSV file's text.")])
+            records = parse_csv(data.content)
+        else:
+            records = parse_fhir_bundle(data.content)
+        return ImportSummary(**container.prescriptions.import_medications(
+            actor, data.clinic_id, records, now))

@@ -230,6 +230,16 @@ MATRIX: dict[tuple[str, str], str] = {
                                                          "A   N   N   N   N   N   N   N   N   N   N",
     ("POST", "/v1/staff/patients/{patient_id}/medications/{medication_id}/stop"):
                                                          "A   N   N   N   N   N   N   N   N   N   N",
+    # A file with a header and nothing else: the administrator gets past access to its check.
+    ("POST", "/v1/admin/medication-import"):             "A   N   N   N   N   N   N   N   N   V   N",
+    # Pharmacies: anyone signed in finds one; clinic administrators keep the directory; the
+    # handoff's dead letters are for prescription coordinators and administrators (the
+    # handoff in the path is made up).
+    ("GET", "/v1/pharmacies"):                           "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("PUT", "/v1/admin/pharmacies/{pharmacy_id}"):       "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/staff/pharmacy-handoffs"):              "A   N   N   N   N   N   Y   N   N   Y   N",
+    ("POST", "/v1/staff/pharmacy-handoffs/{handoff_id}/retry"):
+                                                         "A   N   N   N   N   N   F   N   N   F   N",
     # The pre-call check: anyone signed in. The offer sent is not SDP; the check is made up.
     ("GET", "/v1/connection-checks/ice-servers"):        "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("POST", "/v1/connection-checks"):                   "A   V   V   V   V   V   V   V   V   V   V",
@@ -285,6 +295,7 @@ class Requests:
                                access_id=NOBODYS_ID, appointment_id=NOBODYS_ID,
                                consultation_id=NOBODYS_ID, check_id=NOBODYS_ID,
                                request_id=NOBODYS_ID, medication_id="amlodipine",
+                               pharmacy_id="high-street", handoff_id=NOBODYS_ID,
                                device_id="a-device", entry_id=NOBODYS_ID,
                                feed_file="a-made-up-feed-token-nobody-holds.ics",
                                **REFERENCE_IDS) + query
@@ -372,6 +383,12 @@ class Requests:
             "/v1/appointments/{appointment_id}/cancel": {"reason_code": "cannot_attend"},
             "/v1/staff/consultations/{consultation_id}/end": {"outcome": "completed"},
             "/v1/connection-checks": {"offer_sdp": "not an offer"},
+            "/v1/admin/medication-import": {"clinic_id": "riverside", "format": "csv",
+                                            "content": "patient_id,medication_id\n"},
+            "/v1/admin/pharmacies/{pharmacy_id}": {
+                "name": "High Street Pharmacy", "address": "1 High Street, Bristol",
+                "postcode": "BS1 4DJ", "phone": "0117 496 0000", "channel": "file",
+                "endpoint": "high-street"},
             "/v1/prescription-requests": {
                 "clinic_id": "riverside", "fulfilment": "collection",
                 "items": [{"medication_id": "amlodipine", "dosage_confirmed": True}]},

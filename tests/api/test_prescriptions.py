@@ -181,3 +181,112 @@ def test_other_clinics_and_other_patients_see_nothing(client, rx, sign_up, staff
                               headers=auth(bob)), 403)
     assert_problem(client.get("/v1/staff/prescription-requests?clinic_id=riverside",
                               headers=auth(staff_member("reception"))), 403)
+
+
+def test_a_pharmacy_request_is_handed_off_and_the_patient_told(client, container, rx, mailbox,
+                                                              staff_member):
+    import json
+
+    admin = rx["admin"]
+    saved = client.put("/v1/admin/pharmacies/dockside", headers=auth(admin), json={
+        "name": "Dockside Chemist", "address": "5 Harbour Walk, Bristol", "postcode": "BS8 4RU",
+        "phone": "+44 117 496 0001", "channel": "file", "endpoint": "dockside"})
+    assert saved.status_code in (200, 201), saved.text
+    made = ask(client, rx["patient"], "amlodipine", fulfilment="pharmacy", pharmacy_id="dockside")
+    assert made.status_code == 201, made.text
+    rid = made.json()["request_id"]
+    approved = step(client, rx["coordinator"], rid, "approve")
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+    assert container.pharmacy_handoffs.deliver_due() == 1
+    drop = container.settings.data_dir / "pharmacy-drop" / "dockside"
+    [written] = list(drop.glob("*.json"))
+    sent = json.loads(written.read_text())
+    assert sent["request_id"] == rid
+    assert [i["medication_id"] for i in sent["prescription"]["items"]] == ["amlodipine"]
+    mine = client.get(f"/v1/prescription-requests/{rid}", headers=auth(rx["patient"])).json()
+    assert mine["status"] == "sent_to_pharmacy" and mine["status_words"] == \
+        "Sent to your pharmacy"
+    mailbox.last(rx["patient"]["account_id"], "prescription_sent")
+    done = step(client, rx["coordinator"], rid, "complete")
+    assert done.status_code == 200 and done.json()["status"] == "completed"
+
+
+def test_a_handoff_outcome_lost_in_a_crash_is_caught_up(client, container, clock, rx):
+    import psycopg
+
+    client.put("/v1/admin/pharmacies/dockside", headers=auth(rx["admin"]), json={
+        "name": "Dockside Chemist", "address": "5 Harbour Walk, Bristol", "postcode": "BS8 4RU",
+        "phone": "+44 117 496 0001", "channel": "file", "endpoint": "dockside"})
+    rid = ask(client, rx["patient"], "amlodipine", fulfilment="pharmacy",
+              pharmacy_id="dockside").json()["request_id"]
+    step(client, rx["coordinator"], rid, "approve")
+    with psycopg.connect(container.database.url, autocommit=True) as conn:
+        # As if the process died after delivering, before telling the request.
+        conn.execute("UPDATE carebridge.pharmacy_handoffs SET status = 'delivered',"
+                     " delivered_at = now() WHERE request_id = %s", (rid,))
+    assert container.prescriptions.reconcile_handoffs(clock.now) == 1
+    assert container.prescriptions.reconcile_handoffs(clock.now) == 0
+    mine = client.get(f"/v1/prescription-requests/{rid}", headers=auth(rx["patient"])).json()
+    assert mine["status"] == "sent_to_pharmacy"
+
+
+def test_a_dead_handoff_flags_the_request_in_the_queue(client, container, clock, rx):
+    client.put("/v1/admin/pharmacies/dockside", headers=auth(rx["admin"]), json={
+        "name": "Dockside Chemist", "address": "5 Harbour Walk, Bristol", "postcode": "BS8 4RU",
+        "phone": "+44 117 496 0001", "channel": "file", "endpoint": "dockside"})
+    rid = ask(client, rx["patient"], "amlodipine", fulfilment="pharmacy",
+              pharmacy_id="dockside").json()["request_id"]
+    step(client, rx["coordinator"], rid, "approve")
+    from uuid import UUID, uuid4
+
+    container.prescriptions.handoff_dead(UUID(rid), uuid4(), "HTTP 410", clock.now)
+    queue = client.get("/v1/staff/prescription-requests?clinic_id=riverside",
+                       headers=auth(rx["coordinator"])).json()["requests"]
+    assert [(r["request_id"], r["handoff_failed"]) for r in queue] == [(rid, True)]
+    mine = client.get(f"/v1/prescription-requests/{rid}", headers=auth(rx["patient"])).json()
+    assert mine["status"] == "approved" and "410" not in str(mine)
+
+
+def test_a_clinic_imports_medications_all_or_nothing(client, container, sign_up, staff_member):
+    from tests.api.prescription_support import switch_on_prescriptions
+
+    admin = switch_on_prescriptions(client, staff_member)
+    ada = sign_up(given_name="Ada")
+    header = ("patient_id,medication_id,name,dose,quantity,issues_remaining,review_date,"
+              "needs_review,controlled,min_days_between_issues,last_issued_on\n")
+    good = f"{ada['account_id']},amlodipine,Amlodipine 5 mg tablets,One a day,28 tablets,5," \
+           "2027-03-01,no,no,,\n"
+    bad = f"{ada['account_id']},ramipril,Ramipril 2.5 mg,One a day,28 capsules,2,1st March," \
+          "maybe,no,,\n"
+    refused = client.post("/v1/admin/medication-import", headers=auth(admin), json={
+        "clinic_id": "riverside", "format": "csv", "content": header + good + bad})
+    problem = assert_problem(refused, 422)
+    assert {"line 3.review_date", "line 3.needs_review"} <= field_names(problem)
+    assert client.get("/v1/me/medications", headers=auth(ada)).json()["medications"] == []
+    imported = client.post("/v1/admin/medication-import", headers=auth(admin), json={
+        "clinic_id": "riverside", "format": "csv", "content": header + good})
+    assert imported.status_code == 200, imported.text
+    assert imported.json() == {"records": 1, "patients": 1, "changed": 1}
+    again = client.post("/v1/admin/medication-import", headers=auth(admin), json={
+        "clinic_id": "riverside", "format": "csv", "content": header + good})
+    assert again.json()["changed"] == 0
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
+        "resourceType": "MedicationRequest", "status": "active", "intent": "order",
+        "courseOfTherapyType": {"coding": [{"code": "continuous"}]},
+        "subject": {"reference": f"Patient/{ada['account_id']}"},
+        "identifier": [{"value": "sertraline"}],
+        "medicationCodeableConcept": {"text": "Sertraline 50 mg tablets"},
+        "dosageInstruction": [{"text": "One in the morning"}],
+        "dispenseRequest": {"quantity": {"value": 28, "unit": "tablet"},
+                            "numberOfRepeatsAllowed": 3},
+        "meta": {"tag": [{"code": "needs-review"}]}}}]}
+    fhir = client.post("/v1/admin/medication-import", headers=auth(admin), json={
+        "clinic_id": "riverside", "format": "fhir", "content": bundle})
+    assert fhir.status_code == 200, fhir.text
+    listed = {m["medication_id"]: m for m in
+              client.get("/v1/me/medications", headers=auth(ada)).json()["medications"]}
+    assert listed["sertraline"]["needs_review"] is True
+    assert listed["amlodipine"]["requestable"] is True
+    assert_problem(client.post("/v1/admin/medication-import", headers=auth(
+        staff_member("doctor")), json={"clinic_id": "riverside", "format": "csv",
+                                       "content": header + good}), 403)

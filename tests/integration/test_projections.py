@@ -150,3 +150,21 @@ def test_events_written_while_the_runner_runs_reach_the_view(container, database
             ("telemedicine", "withdrawn", DEFAULT_VERSION)])
     finally:
         runner.stop()
+
+
+def test_indexes_survive_rebuild_after_rebuild(container, conn):
+    """A rebuild's fresh tables get the live index names, so the next rebuild builds its own
+    indexes instead of finding the old ones and skipping them."""
+    runner = container.runner("appointment_views")
+
+    def indexes() -> set[str]:
+        rows = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'views'"
+                            " AND tablename = 'appointments'").fetchall()
+        return {row[0] if isinstance(row, tuple) else row["indexname"] for row in rows}
+
+    before = indexes()
+    assert {"ix_appointments_patient", "ix_appointments_clinic",
+            "ix_appointments_clinician"} <= before
+    for _ in range(2):
+        runner.rebuild(conn)
+        assert indexes() == before
