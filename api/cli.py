@@ -143,23 +143,23 @@ def api_only(host: str | None, port: int | None) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run dramatiq workers (Redis when BROKER_URL is set) and the outbox dispatcher (emails
-    and texts) until interrupted."""
+    """Run dramatiq workers (Redis when BROKER_URL is set), the outbox dispatcher (emails and
+    texts) and the pharmacy handoff dispatcher until interrupted."""
     runtime = _runtime()
     from api.broker import InProcessWorker, Tasks, create_broker
-    from commands.outbox import OutboxDispatcher, senders_from
 
     broker = create_broker(runtime.settings)
     running = InProcessWorker(broker, Tasks(broker, runtime.database.url),
                               runtime.settings.worker_threads)
-    outbox = OutboxDispatcher(runtime.database.url,
-                              senders_from(runtime.settings, runtime.settings.data_dir))
+    container = runtime.container()  # the handoffs' outcomes are recorded on the requests
     running.start()
-    outbox.start()
+    container.start_outbox()
     click.echo(f"worker running with {runtime.settings.worker_threads} thread(s); Ctrl-C stops")
-    _wait_for_signal()
-    outbox.stop()
-    running.stop()
+    try:
+        _wait_for_signal()
+    finally:
+        container.close()
+        running.stop()
 
 
 @main.group()
