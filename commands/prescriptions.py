@@ -305,7 +305,8 @@ class PrescriptionsApplication(CareApplication):
                  key: IdempotencyKey | None = None) -> Outcome:
         self._may_process(actor, request_id)
         return self._change(key, request_id, actor, at,
-                            lambda r: r.escalate(note, by=actor.ref, at=at))
+                            lambda r: r.escalate(note, by=actor.ref, at=at),
+                            notice="prescription_review_needed")
 
     def add_note(self, actor: Actor, request_id: UUID, note: str, at: datetime,
                  key: IdempotencyKey | None = None) -> Outcome:

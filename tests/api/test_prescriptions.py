@@ -290,3 +290,16 @@ def test_a_clinic_imports_medications_all_or_nothing(client, container, sign_up,
     assert_problem(client.post("/v1/admin/medication-import", headers=auth(
         staff_member("doctor")), json={"clinic_id": "riverside", "format": "csv",
                                        "content": header + good}), 403)
+
+
+def test_a_coordinator_sends_a_request_to_a_prescriber_and_the_patient_is_told(
+        client, rx, mailbox):
+    rid = ask(client, rx["patient"], "amlodipine").json()["request_id"]
+    escalated = step(client, rx["coordinator"], rid, "escalate",
+                     {"note": "Dose changed at the hospital last month"})
+    assert escalated.status_code == 200 and escalated.json()["queue"] == "prescriber"
+    mailbox.last(rx["patient"]["account_id"], "prescription_review_needed")
+    assert_problem(step(client, rx["coordinator"], rid, "approve"), 403)
+    assert step(client, rx["doctor"], rid, "approve").status_code == 200
+    mine = client.get(f"/v1/prescription-requests/{rid}", headers=auth(rx["patient"]))
+    assert "hospital" not in mine.text
