@@ -10,6 +10,7 @@ instead of two round trips.
 
 from __future__ import annotations
 
+import logging
 import threading
 import zlib
 from collections.abc import Sequence
@@ -245,3 +246,43 @@ def wait_for_notify(conn: psycopg.Connection[Any], stop: threading.Event, second
             return True
         waited += slice_seconds
     return False
+
+
+class ListeningWorker:
+    """A background thread that runs `work()` whenever its channel is notified, and at least
+    every `poll_seconds` (work that is due later, retries); it reconnects after database
+    errors. Subclasses set `channel` and `thread_name` and define `work`."""
+
+    channel: str = ""
+    thread_name: str = "worker"
+
+    def __init__(self, database_url: str, poll_seconds: float) -> None:
+        self.url, self.poll_seconds = database_url, poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def work(self) -> object:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as control:
+                    control.execute(f"LISTEN {self.channel}")
+                    while not self._stop.is_set():
+                        self.work()
+                        wait_for_notify(control, self._stop, self.poll_seconds)
+            except psycopg.Error as error:
+                logging.getLogger("carebridge").warning(
+                    "%s: database error (%s); retrying", self.thread_name, type(error).__name__)
+                self._stop.wait(1.0)
+

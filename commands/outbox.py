@@ -33,7 +33,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from commands.eventstore import Statement, wait_for_notify
+from commands.eventstore import ListeningWorker, Statement
 
 log = logging.getLogger("carebridge.outbox")
 
@@ -277,17 +277,16 @@ class SmsGateway:
                 raise OSError(f"SMS gateway answered {response.status}")
 
 
-class OutboxDispatcher:
+class OutboxDispatcher(ListeningWorker):
     """Sends due outbox messages: `deliver_due()` once, or `start()` a thread that waits for
     new messages (LISTEN) and retries failed ones with backoff."""
 
+    channel, thread_name = CHANNEL, "outbox"
+
     def __init__(self, database_url: str, senders: dict[str, Sender],
                  poll_seconds: float = 5.0) -> None:
-        self.url = database_url
+        super().__init__(database_url, poll_seconds)
         self.senders = senders
-        self.poll_seconds = poll_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def deliver_due(self, limit: int = 100) -> int:
         """Sends up to `limit` due messages, each in its own transaction; returns how many
@@ -340,26 +339,8 @@ class OutboxDispatcher:
                  message.channel)
         return 1
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.url, autocommit=True) as control:
-                    control.execute(f"LISTEN {CHANNEL}")
-                    while not self._stop.is_set():
-                        self.deliver_due()
-                        wait_for_notify(control, self._stop, self.poll_seconds)
-            except psycopg.Error as error:
-                log.warning("outbox: database error (%s); retrying", type(error).__name__)
-                self._stop.wait(1.0)
+    def work(self) -> int:
+        return self.deliver_due()
 
 
 def senders_from(settings: Any, data_dir: Path) -> dict[str, Sender]:

@@ -27,7 +27,6 @@ import logging
 import os
 import random
 import re
-import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -44,7 +43,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from commands.eventstore import Statement, wait_for_notify
+from commands.eventstore import ListeningWorker, Statement
 from domain.access import Actor
 from domain.errors import Conflict, Forbidden, NotFound, Rejections
 from domain.identity import Role
@@ -432,7 +431,7 @@ class _Outcome:
     at: datetime
 
 
-class PharmacyHandoffDispatcher:
+class PharmacyHandoffDispatcher(ListeningWorker):
     """Delivers due handoffs: `deliver_due()` once, or `start()` a thread that waits for new
     ones (LISTEN) and retries failed ones with backoff.
 
@@ -441,17 +440,18 @@ class PharmacyHandoffDispatcher:
     is logged and the row keeps its status, and a handoff sent again from the dead-letter view
     reports its outcome again."""
 
+    channel, thread_name = CHANNEL, "pharmacy-handoffs"
+
     def __init__(self, database_url: str, adapters: dict[str, Adapter],
                  on_delivered: OnDelivered | None = None, on_dead: OnDead | None = None,
                  max_attempts: int = MAX_ATTEMPTS, first_retry: timedelta = FIRST_RETRY,
                  poll_seconds: float = 5.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.url, self.adapters = database_url, adapters
+        super().__init__(database_url, poll_seconds)
+        self.adapters = adapters
         self.on_delivered, self.on_dead = on_delivered, on_dead
         self.max_attempts, self.first_retry = max_attempts, first_retry
-        self.poll_seconds, self.clock = poll_seconds, clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.clock = clock
 
     def deliver_due(self, limit: int = 100) -> int:
         """Tries each due handoff once, each in its own transaction (up to `limit`); returns
@@ -540,27 +540,8 @@ class PharmacyHandoffDispatcher:
                         outcome.handoff_id, outcome.request_id, outcome.status,
                         type(error).__name__)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="pharmacy-handoffs", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.url, autocommit=True) as control:
-                    control.execute(f"LISTEN {CHANNEL}")
-                    while not self._stop.is_set():
-                        self.deliver_due()
-                        wait_for_notify(control, self._stop, self.poll_seconds)
-            except psycopg.Error as error:
-                log.warning("pharmacy handoffs: database error (%s); retrying",
-                            type(error).__name__)
-                self._stop.wait(1.0)
+    def work(self) -> int:
+        return self.deliver_due()
 
 
 def adapters_from(settings: Any, data_dir: Path) -> dict[str, Adapter]:
