@@ -116,38 +116,37 @@ TEMPLATES: dict[str, Template] = {
         "Your clinician is ready for your video call",
         "Your clinician has joined your video call. Open the CareBridge app to join.\n",
         sms="CareBridge: your clinician is ready for your video call. Open the app to join."),
-    # Repeat prescriptions: the step only, never the medicine, the dose or the reason.
+    # Repeat prescription requests: the step only. Like every notification these may show on a
+    # lock screen, so they name no medicine, dose or reason, and not even what was requested.
     "prescription_review_needed": Template(
-        "Your repeat prescription request needs a review",
-        "Your repeat prescription request needs a review by a clinician before it can be "
-        "approved. We will let you know when it has been decided.\n",
-        sms="CareBridge: your repeat prescription request needs a clinician's review. We will "
-            "tell you when it is decided."),
+        "Your request needs a review",
+        "Your request needs a review by the clinic's team before it can be approved. We will "
+        "let you know when it has been decided.\n",
+        sms="CareBridge: your request needs a review by the clinic. We will tell you when it "
+            "is decided."),
     "prescription_approved": Template(
-        "Your repeat prescription request has been approved",
-        "Your repeat prescription request has been approved. Open the CareBridge app to see "
-        "where to collect it.\n",
-        sms="CareBridge: your repeat prescription request has been approved. Open the app for "
-            "details."),
+        "Your request has been approved",
+        "Your request has been approved. Open the CareBridge app to see the next step.\n",
+        sms="CareBridge: your request has been approved. Open the app for details."),
     "prescription_rejected": Template(
-        "An update on your repeat prescription request",
-        "Your repeat prescription request could not be approved. Open the CareBridge app to see "
-        "why and what to do next.\n",
-        sms="CareBridge: there is an update on your repeat prescription request. Open the app."),
+        "An update on your request",
+        "Your request could not be approved. Open the CareBridge app to see why and what to do "
+        "next.\n",
+        sms="CareBridge: there is an update on your request. Open the app."),
     "prescription_ready": Template(
-        "Your prescription is ready to collect",
-        "Your prescription is ready to collect at the clinic.\n",
-        sms="CareBridge: your prescription is ready to collect at the clinic."),
+        "Ready to collect",
+        "What you asked for is ready to collect at the clinic.\n",
+        sms="CareBridge: what you asked for is ready to collect at the clinic."),
     "prescription_sent": Template(
-        "Your prescription has been sent to your pharmacy",
-        "Your prescription has been sent to the pharmacy you chose.\n",
-        sms="CareBridge: your prescription has been sent to your pharmacy."),
+        "Sent to your pharmacy",
+        "Your request has been sent to the pharmacy you chose.\n",
+        sms="CareBridge: your request has been sent to the pharmacy you chose."),
     "prescription_delayed": Template(
-        "Your repeat prescription request is taking longer",
-        "Your repeat prescription request is taking longer than we promised. We are sorry; the "
-        "clinic is working on it. Open the CareBridge app to follow it.\n",
-        sms="CareBridge: your repeat prescription request is taking longer than promised. "
-            "Open the app to follow it."),
+        "Your request is taking longer",
+        "Your request is taking longer than we promised. We are sorry; the clinic is working on "
+        "it. Open the CareBridge app to follow it.\n",
+        sms="CareBridge: your request is taking longer than promised. Open the app to follow "
+            "it."),
     "waitlist_offer": Template(
         "An earlier appointment is available",
         "An earlier appointment is available. Open the app within {minutes} minutes to take "
