@@ -30,6 +30,7 @@ from api.controllers.consultations import (
     consultation_signal,
 )
 from api.controllers.day_lists import DayListController, VisitsController
+from api.controllers.documents import DocumentController, StaffDocumentController
 from api.controllers.feature_flags import FeatureFlagController, MyFeaturesController
 from api.controllers.health import HealthController
 from api.controllers.passkeys import PasskeyController
@@ -104,7 +105,8 @@ def create_app(container: Container, token_secret: str,
                         ConsultationController, StaffConsultationController,
                         consultation_signal, ConsoleController, ConnectionCheckController,
                         PatientPrescriptionController, StaffPrescriptionController,
-                        PharmacyController, MedicationImportController],
+                        PharmacyController, MedicationImportController,
+                        DocumentController, StaffDocumentController],
         lifespan=[read_pool, signal_relay, run_connection_checks],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

@@ -18,6 +18,7 @@ from commands.availability import Availability, PostgresBookings
 from commands.calendar import CalendarApplication
 from commands.care import CareAccessApplication
 from commands.consents import ConsentsApplication
+from commands.documents import DocumentsApplication
 from commands.email_links import EmailLinks
 from commands.eventstore import CareApplication, CareFactory, EventStoreSettings
 from commands.feature_flags import FeatureFlagsApplication
@@ -51,7 +52,7 @@ APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, Consents
                                                    FeatureFlagsApplication, SchedulingApplication,
                                                    AppointmentsApplication, WaitlistApplication,
                                                    CalendarApplication, TelemedicineApplication,
-                                                   PrescriptionsApplication)
+                                                   PrescriptionsApplication, DocumentsApplication)
 PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews,
                                              PrescriptionAnalytics)
 
@@ -117,6 +118,12 @@ def _construct(app_class: type[CareApplication], store: EventStoreSettings,
             store, built["care"], built["consents"], built["feature_flags"],  # type: ignore[arg-type]
             lambda clinic_id: appointments.schedule.clinic(clinic_id),  # type: ignore[attr-defined]  # noqa: PLW0108
             settings.prescription_turnaround_days, settings.prescription_min_days_between_issues)
+    if app_class is DocumentsApplication:
+        appointments, profiles = built["appointments"], built["profiles"]
+        return DocumentsApplication(
+            store, built["care"], built["consents"], appointments,  # type: ignore[arg-type]
+            profiles.preferred_clinic,  # type: ignore[attr-defined]
+            lambda clinic_id: appointments.schedule.clinic(clinic_id))  # type: ignore[attr-defined]  # noqa: PLW0108
     return app_class(store)
 
 
@@ -238,6 +245,10 @@ class Container:
     @property
     def prescriptions(self) -> PrescriptionsApplication:
         return self.applications["prescriptions"]  # type: ignore[return-value]
+
+    @property
+    def documents(self) -> DocumentsApplication:
+        return self.applications["documents"]  # type: ignore[return-value]
 
     @property
     def waitlist(self) -> WaitlistApplication:

@@ -147,6 +147,11 @@ TEMPLATES: dict[str, Template] = {
         "it. Open the CareBridge app to follow it.\n",
         sms="CareBridge: your request is taking longer than promised. Open the app to follow "
             "it."),
+    # An upload was checked: says nothing of what it was or why.
+    "document_update": Template(
+        "An update on something you sent us",
+        "There is an update on something you uploaded. Open the CareBridge app to see it.\n",
+        sms="CareBridge: there is an update on something you uploaded. Open the app."),
     "waitlist_offer": Template(
         "An earlier appointment is available",
         "An earlier appointment is available. Open the app within {minutes} minutes to take "

@@ -143,6 +143,11 @@ class ProfilesApplication(CareApplication):
                                   by=actor.ref, at=at), 0
         return profile, profile.version
 
+    def preferred_clinic(self, patient_id: UUID) -> str | None:
+        """The clinic a patient chose in their profile, if any (where their uploads go)."""
+        preferred = self._state(patient_id).preferred_clinic
+        return preferred.clinic_id if preferred is not None else None
+
     def _state(self, patient_id: UUID) -> Profile:
         try:
             profile: PatientProfile = self.repository.get(profile_id(patient_id))

@@ -83,6 +83,10 @@ class Action(StrEnum):
     # what needs a clinical review), and keeping patients' repeat medications.
     PRESCRIPTIONS_PROCESS = "prescriptions.process"
     MEDICATIONS_MANAGE = "medications.manage"
+    # Documents: the patient (or a proxy with the documents scope) uploads; a clinic's staff
+    # review what was uploaded to it.
+    DOCUMENTS_UPLOAD = "documents.upload"
+    DOCUMENTS_REVIEW = "documents.review"
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,7 @@ SCOPE_OF: dict[Action, ProxyScope] = {
     Action.PRESCRIPTIONS_REQUEST: ProxyScope.PRESCRIPTIONS,
     Action.RECORDS_READ: ProxyScope.RECORDS,
     Action.DOCUMENTS_READ: ProxyScope.DOCUMENTS,
+    Action.DOCUMENTS_UPLOAD: ProxyScope.DOCUMENTS,
     Action.MESSAGES_READ: ProxyScope.MESSAGING,
     Action.MESSAGES_SEND: ProxyScope.MESSAGING,
     Action.CONSENT_READ: ProxyScope.CONSENTS,
@@ -240,6 +245,7 @@ STAFF_ROLES_FOR: dict[Action, frozenset[Role]] = {
                                              Role.PRESCRIPTION_COORDINATOR}),
     Action.MEDICATIONS_MANAGE: frozenset({Role.DOCTOR, Role.NURSE, Role.PRESCRIPTION_COORDINATOR,
                                           Role.CLINIC_ADMIN}),
+    Action.DOCUMENTS_REVIEW: frozenset({Role.DOCTOR, Role.NURSE, Role.RECEPTION}),
 }
 PRESCRIBERS = frozenset({Role.DOCTOR, Role.NURSE})
 PATIENT_ACTIONS = _OWN_PATIENT_ACTIONS | {Action.PROXY_RESPOND} | PARENT_ONLY.keys()
@@ -262,8 +268,8 @@ def is_allowed(actor: Actor, action: Action,
         # Reception, clinical staff and administrators of the clinic; no clinical content.
         return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
                 and resource.clinic_id in actor.clinic_ids)
-    if action == Action.PRESCRIPTIONS_PROCESS:
-        # A clinic's prescription queues: its prescribers and coordinators.
+    if action in (Action.PRESCRIPTIONS_PROCESS, Action.DOCUMENTS_REVIEW):
+        # A clinic's work queues (prescriptions, documents to check): its staff of those roles.
         return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
                 and resource.clinic_id in actor.clinic_ids)
     if action in FEATURE_FLAG_ACTIONS or isinstance(resource, ClinicResource):

@@ -232,6 +232,19 @@ MATRIX: dict[tuple[str, str], str] = {
                                                          "A   N   N   N   N   N   N   N   N   N   N",
     # A file with a header and nothing else: the administrator gets past access to its check.
     ("POST", "/v1/admin/medication-import"):             "A   N   N   N   N   N   N   N   N   V   N",
+    # Documents: Ada's own (none yet); the document in the path is made up. The clinic's
+    # reviewers (doctors, nurses, reception at riverside) work its queue.
+    ("GET", "/v1/me/documents"):                         "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/patients/{patient_id}/documents"):      "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/documents/{document_id}"):              "A   F   F   F   F   F   N   N   N   N   N",
+    ("GET", "/v1/documents/{document_id}/content"):      "A   F   F   F   F   F   N   N   N   N   N",
+    ("GET", "/v1/staff/documents"):                      "A   N   N   Y   Y   Y   N   N   N   N   N",
+    ("POST", "/v1/staff/documents/{document_id}/accept"): "A   N   N   F   F   F   N   N   N   N   N",
+    ("POST", "/v1/staff/documents/{document_id}/reject"): "A   N   N   F   F   F   N   N   N   N   N",
+    ("POST", "/v1/staff/documents/{document_id}/action-required"):
+                                                         "A   N   N   F   F   F   N   N   N   N   N",
+    ("POST", "/v1/staff/documents/{document_id}/expire"): "A   N   N   F   F   F   N   N   N   N   N",
+    ("POST", "/v1/staff/documents/{document_id}/notes"):  "A   N   N   F   F   F   N   N   N   N   N",
     # Pharmacies: anyone signed in finds one; clinic administrators keep the directory; the
     # handoff's dead letters are for prescription coordinators and administrators (the
     # handoff in the path is made up).
@@ -287,7 +300,8 @@ class Requests:
         query = "?clinic_id=riverside" if template == "/v1/me/features" else ""
         query = {"/v1/staff/day-list": "?clinic_id=riverside&date=2026-11-23",
                  "/v1/staff/clinicians/{account_id}/day-list": "?date=2026-11-23",
-                 "/v1/staff/prescription-requests": "?clinic_id=riverside"}.get(
+                 "/v1/staff/prescription-requests": "?clinic_id=riverside",
+                 "/v1/staff/documents": "?clinic_id=riverside"}.get(
                      template, query)
         return template.format(consent_type=consent_type, patient_id=self.patient_id,
                                feature="telemedicine", passkey_id=NOBODYS_PASSKEY,
@@ -296,6 +310,7 @@ class Requests:
                                consultation_id=NOBODYS_ID, check_id=NOBODYS_ID,
                                request_id=NOBODYS_ID, medication_id="amlodipine",
                                pharmacy_id="high-street", handoff_id=NOBODYS_ID,
+                               document_id=NOBODYS_ID,
                                device_id="a-device", entry_id=NOBODYS_ID,
                                feed_file="a-made-up-feed-token-nobody-holds.ics",
                                **REFERENCE_IDS) + query
@@ -383,6 +398,9 @@ class Requests:
             "/v1/appointments/{appointment_id}/cancel": {"reason_code": "cannot_attend"},
             "/v1/staff/consultations/{consultation_id}/end": {"outcome": "completed"},
             "/v1/connection-checks": {"offer_sdp": "not an offer"},
+            "/v1/staff/documents/{document_id}/reject": {"reason_code": "unreadable_image"},
+            "/v1/staff/documents/{document_id}/action-required": {"note": "Upload page 2 too"},
+            "/v1/staff/documents/{document_id}/notes": {"note": "Called the patient"},
             "/v1/admin/medication-import": {"clinic_id": "riverside", "format": "csv",
                                             "content": "patient_id,medication_id\n"},
             "/v1/admin/pharmacies/{pharmacy_id}": {
