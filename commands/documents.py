@@ -20,7 +20,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.care import CareAccessApplication
 from commands.consents import ConsentsApplication
 from commands.eventstore import CareApplication, EventStoreSettings, Statement
-from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_once
+from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_retrying
 from commands.outbox import Message, enqueue, local_when
 from commands.record_access import record_access
 from domain.access import (
@@ -33,13 +33,12 @@ from domain.access import (
 )
 from domain.consents import ConsentType
 from domain.documents import WORDS, Document, RejectionReason, Status, document_id
-from domain.errors import ConcurrentChange, Forbidden, NotFound, Rejections
+from domain.errors import Forbidden, NotFound, Rejections
 from domain.identity import Role
 
 log = logging.getLogger("carebridge.documents")
 
 DOCUMENTS = "carebridge.documents"
-ATTEMPTS = 8
 
 
 class ConsentRequired(Forbidden):
@@ -267,13 +266,7 @@ class DocumentsApplication(CareApplication):
                        about_id=document.id)
 
     def _run(self, key: IdempotencyKey | None, decide: Any) -> Outcome:
-        for _ in range(ATTEMPTS):
-            try:
-                return run_once(self, self.idempotency, key, decide)
-            except ConcurrentChange:
-                continue
-        raise ConcurrentChange("Someone else changed this document at the same moment. Nothing "
-                               "was saved; reload it and try again.")
+        return run_retrying(self, self.idempotency, key, decide, "this document")
 
     def _appointment(self, appointment_id: UUID) -> Any:
         try:

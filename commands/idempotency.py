@@ -115,3 +115,19 @@ def run_once(app: CareApplication, store: IdempotencyStore, key: IdempotencyKey 
             return previous
         raise
     return Outcome(result, position)
+
+
+RETRIES = 8
+
+
+def run_retrying(app: CareApplication, store: IdempotencyStore, key: IdempotencyKey | None,
+                 decide: Decision, what: str = "this") -> Outcome:
+    """`run_once`, deciding again on fresh state each time a concurrent change wins (a few
+    times); then 409 with guidance."""
+    for _ in range(RETRIES):
+        try:
+            return run_once(app, store, key, decide)
+        except ConcurrentChange:
+            continue
+    raise ConcurrentChange(f"Someone else changed {what} at the same moment. Nothing was saved; "
+                           "reload it and try again.")

@@ -22,7 +22,7 @@ from commands.care import CareAccessApplication
 from commands.consents import ConsentsApplication
 from commands.eventstore import CareApplication, EventStoreSettings, Statement
 from commands.feature_flags import FeatureFlagsApplication
-from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_once
+from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_retrying
 from commands.outbox import Message, enqueue, local_when
 from commands.record_access import record_access
 from domain.access import (
@@ -36,7 +36,6 @@ from domain.access import (
 )
 from domain.consents import ConsentType
 from domain.errors import (
-    ConcurrentChange,
     Forbidden,
     NotFound,
     Rejections,
@@ -61,7 +60,6 @@ from domain.prescriptions import (
 log = logging.getLogger("carebridge.prescriptions")
 
 REQUESTS = "carebridge.prescription_requests"
-ATTEMPTS = 8
 MAX_ITEMS = 10
 
 # What the patient is told at each step: no medication, dose or reason, ever.
@@ -490,13 +488,7 @@ class PrescriptionsApplication(CareApplication):
         return self._patient_view(request) if patient else self._staff_view(request)
 
     def _run(self, key: IdempotencyKey | None, decide: Any) -> Outcome:
-        for _ in range(ATTEMPTS):
-            try:
-                return run_once(self, self.idempotency, key, decide)
-            except ConcurrentChange:
-                continue
-        raise ConcurrentChange("Someone else changed this request at the same moment. Nothing "
-                               "was saved; reload it and try again.")
+        return run_retrying(self, self.idempotency, key, decide, "this request")
 
     def _handoff(self, request: PrescriptionRequest, actor: Actor,
                  at: datetime) -> list[Statement]:

@@ -24,7 +24,7 @@ from commands.care import CareAccessApplication
 from commands.consents import ConsentsApplication
 from commands.eventstore import CareApplication, EventStoreSettings, Statement
 from commands.feature_flags import FeatureFlagsApplication
-from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_once
+from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_retrying
 from commands.outbox import Message, enqueue, local_when
 from commands.record_access import record_access
 from domain.access import Action, Actor, PatientResource, authorise, authorise_ever
@@ -327,14 +327,8 @@ class TelemedicineApplication(CareApplication):
                 continue
         raise ConcurrentChange("The consultation changed many times at once; try again.")
 
-    def _run(self, key: IdempotencyKey | None,
-             decide: Callable[[], tuple[dict[str, Any], list[Any], list[Statement]]]) -> Outcome:
-        for _ in range(ATTEMPTS):
-            try:
-                return run_once(self, self.idempotency, key, decide)
-            except ConcurrentChange:
-                continue
-        raise ConcurrentChange("The consultation changed many times at once; try again.")
+    def _run(self, key: IdempotencyKey | None, decide: Any) -> Outcome:
+        return run_retrying(self, self.idempotency, key, decide, "this consultation")
 
     def _reconciled(self, appointment: Appointment, at: datetime,
                     by: str = "system") -> Consultation | None:
