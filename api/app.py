@@ -32,6 +32,7 @@ from api.controllers.consultations import (
 from api.controllers.day_lists import DayListController, VisitsController
 from api.controllers.documents import DocumentController, StaffDocumentController
 from api.controllers.feature_flags import FeatureFlagController, MyFeaturesController
+from api.controllers.forms import FormAdminController, FormController, StaffFormController
 from api.controllers.health import HealthController
 from api.controllers.passkeys import PasskeyController
 from api.controllers.pharmacies import PharmacyController
@@ -43,6 +44,7 @@ from api.controllers.prescriptions import (
 from api.controllers.profiles import ProfileController, StaffProfileController
 from api.controllers.scheduling import DirectoryController, ScheduleAdminController
 from api.controllers.second_factor import SecondFactorController
+from api.controllers.uploads import UploadController
 from api.controllers.verification import MyVerificationController, SignInCodeController
 from api.controllers.waitlist import WaitlistController
 from api.logs import request_id_middleware
@@ -106,7 +108,8 @@ def create_app(container: Container, token_secret: str,
                         consultation_signal, ConsoleController, ConnectionCheckController,
                         PatientPrescriptionController, StaffPrescriptionController,
                         PharmacyController, MedicationImportController,
-                        DocumentController, StaffDocumentController],
+                        DocumentController, StaffDocumentController, UploadController,
+                        FormController, FormAdminController, StaffFormController],
         lifespan=[read_pool, signal_relay, run_connection_checks],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

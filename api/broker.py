@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
@@ -35,7 +36,8 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
 class Tasks:
     """The actors of this deployment, bound to one broker."""
 
-    def __init__(self, broker: dramatiq.Broker, database_url: str) -> None:
+    def __init__(self, broker: dramatiq.Broker, database_url: str,
+                 uploads: Any | None = None) -> None:
         def purge() -> None:
             removed = purge_expired_idempotency_keys(database_url)
             log.info("purged %d expired idempotency keys", removed)
@@ -52,6 +54,14 @@ class Tasks:
             purge_challenges, actor_name="purge_webauthn_challenges", queue_name="housekeeping",
             priority=0, broker=broker, options={"max_retries": 3})
 
+        def purge_uploads() -> None:
+            if uploads is not None:
+                log.info("purged %d abandoned uploads", uploads.purge_expired(datetime.now(UTC)))
+
+        self.purge_uploads: dramatiq.Actor[[], None] = dramatiq.Actor(
+            purge_uploads, actor_name="purge_uploads", queue_name="housekeeping",
+            priority=0, broker=broker, options={"max_retries": 3})
+
 
 class InProcessWorker:
     """A dramatiq worker in this process plus a timer that enqueues periodic housekeeping."""
@@ -62,7 +72,8 @@ class InProcessWorker:
         self._stop = threading.Event()
         self._every = every_seconds
         self._periodic: list[Callable[[], Any]] = [tasks.purge_idempotency_keys.send,
-                                                   tasks.purge_webauthn_challenges.send]
+                                                   tasks.purge_webauthn_challenges.send,
+                                                   tasks.purge_uploads.send]
         self._timer = threading.Thread(target=self._tick, name="housekeeping", daemon=True)
 
     def start(self) -> None:

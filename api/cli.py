@@ -89,9 +89,11 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     runtime = _runtime()
     runtime.migrate()
     container = runtime.container()
+    from api.default_forms import publish_default_forms
     from api.seed import publish_default_consent_texts
 
     publish_default_consent_texts(container)
+    publish_default_forms(container)
     if demo:
         from api.demo import load_demo
 
@@ -105,7 +107,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     from api.broker import InProcessWorker, Tasks, create_broker
 
     broker = create_broker(runtime.settings)
-    worker = InProcessWorker(broker, Tasks(broker, runtime.database.url),
+    worker = InProcessWorker(broker, Tasks(broker, runtime.database.url, container.uploads),
                              runtime.settings.worker_threads)
     worker.start()
     try:
@@ -132,9 +134,11 @@ def api_only(host: str | None, port: int | None) -> None:
     runtime = _runtime()
     runtime.require_migrated()
     container = runtime.container()
+    from api.default_forms import publish_default_forms
     from api.seed import publish_default_consent_texts
 
     publish_default_consent_texts(container)
+    publish_default_forms(container)
     try:
         _run_api(runtime, container, host, port)
     finally:
@@ -149,9 +153,9 @@ def worker() -> None:
     from api.broker import InProcessWorker, Tasks, create_broker
 
     broker = create_broker(runtime.settings)
-    running = InProcessWorker(broker, Tasks(broker, runtime.database.url),
-                              runtime.settings.worker_threads)
     container = runtime.container()  # the handoffs' outcomes are recorded on the requests
+    running = InProcessWorker(broker, Tasks(broker, runtime.database.url, container.uploads),
+                              runtime.settings.worker_threads)
     running.start()
     container.start_outbox()
     click.echo(f"worker running with {runtime.settings.worker_threads} thread(s); Ctrl-C stops")

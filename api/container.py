@@ -22,6 +22,7 @@ from commands.documents import DocumentsApplication
 from commands.email_links import EmailLinks
 from commands.eventstore import CareApplication, CareFactory, EventStoreSettings
 from commands.feature_flags import FeatureFlagsApplication
+from commands.forms import FormsApplication
 from commands.identity import IdentityApplication
 from commands.outbox import OutboxDispatcher, senders_from
 from commands.passkeys import Passkeys, RelyingParty
@@ -33,6 +34,7 @@ from commands.second_factor import SecondFactor
 from commands.sessions import Sessions
 from commands.sign_in import SignIn
 from commands.telemedicine import TelemedicineApplication
+from commands.uploads import Uploads, uploads_from
 from commands.waitlist import WaitlistApplication
 from domain.consultations import Windows
 from domain.schedule_types import StaticSchedule
@@ -52,7 +54,8 @@ APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, Consents
                                                    FeatureFlagsApplication, SchedulingApplication,
                                                    AppointmentsApplication, WaitlistApplication,
                                                    CalendarApplication, TelemedicineApplication,
-                                                   PrescriptionsApplication, DocumentsApplication)
+                                                   PrescriptionsApplication, DocumentsApplication,
+                                                   FormsApplication)
 PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews,
                                              PrescriptionAnalytics)
 
@@ -124,6 +127,8 @@ def _construct(app_class: type[CareApplication], store: EventStoreSettings,
             store, built["care"], built["consents"], appointments,  # type: ignore[arg-type]
             profiles.preferred_clinic,  # type: ignore[attr-defined]
             lambda clinic_id: appointments.schedule.clinic(clinic_id))  # type: ignore[attr-defined]  # noqa: PLW0108
+    if app_class is FormsApplication:
+        return FormsApplication(store, built["care"], built["appointments"])  # type: ignore[arg-type]
     return app_class(store)
 
 
@@ -160,6 +165,7 @@ class Container:
     outbox: OutboxDispatcher = field(init=False)
     pharmacies: PharmacyDirectory = field(init=False)
     pharmacy_handoffs: PharmacyHandoffDispatcher = field(init=False)
+    uploads: Uploads = field(init=False)
     availability: Availability = field(init=False)
 
     def __post_init__(self) -> None:
@@ -204,6 +210,14 @@ class Container:
                               self.identity, self.care)
         self.followers = followers_for(self.applications, self.waitlist, self.identity,
                                        self.settings, self.database.url)
+        # Uploads become documents: the documents context checks who may upload what for whom
+        # before an upload starts, claims it when it completes, and reads its stored file.
+        self.uploads = uploads_from(self.settings,
+                                    self.identity.factory.datastore,  # type: ignore[attr-defined]
+                                    self.encryption_key)
+        self.uploads.check_creation = self.documents.check_upload
+        self.uploads.on_complete = lambda upload: self.documents.claim(upload, upload.at)
+        self.documents.files = self.uploads.storage
 
     @property
     def calendar(self) -> CalendarApplication:
@@ -249,6 +263,10 @@ class Container:
     @property
     def documents(self) -> DocumentsApplication:
         return self.applications["documents"]  # type: ignore[return-value]
+
+    @property
+    def forms(self) -> FormsApplication:
+        return self.applications["forms"]  # type: ignore[return-value]
 
     @property
     def waitlist(self) -> WaitlistApplication:

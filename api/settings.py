@@ -191,6 +191,37 @@ class Settings(BaseSettings):
     pharmacy_handoff_max_attempts: int = Field(
         8, ge=1, le=50, description="Delivery attempts for a prescription to a pharmacy "
         "(with exponential backoff from 30 seconds) before it goes to the dead-letter view.")
+    # ---- uploads and documents ---------------------------------------------------------------
+    upload_storage: str = Field(
+        "local", pattern="^(local|s3)$", description="Where uploaded files are kept, always "
+        "encrypted (AES-256-GCM, a key derived from the encryption key): `local` (under "
+        "`upload_dir`) or `s3` (an S3-compatible bucket).")
+    upload_dir: Path | None = Field(None, description="Local file storage root. Default: "
+                                    "`<data_dir>/files`.")
+    upload_s3_bucket: str | None = Field(None, description="S3 bucket for uploaded files "
+                                         "(with `upload_storage=s3`).")
+    upload_s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, Ceph, another provider). Unset: "
+        "AWS S3.")
+    upload_s3_region: str | None = Field(None, description="S3 region.")
+    upload_s3_access_key_id: str | None = Field(
+        None, description="S3 access key id. Unset: boto3's usual sources (environment, "
+        "instance role).")
+    upload_s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret "
+                                                          "access key.")
+    upload_max_pdf_mb: int = Field(20, ge=1, le=1024, description="Largest PDF a patient may "
+                                   "upload, in MB (1 MB = 1,048,576 bytes).")
+    upload_max_image_mb: int = Field(15, ge=1, le=1024, description="Largest photo (JPEG, "
+                                     "PNG, HEIC) a patient may upload, in MB.")
+    upload_expiry_hours: int = Field(24, ge=1, le=24 * 14, description="An unfinished upload "
+                                     "untouched for this long is abandoned and deleted.")
+    upload_scanner_command: list[str] = Field(
+        [], description="Malware scanner run on every completed upload, as a JSON list, with "
+        'the file on standard input (e.g. ["clamdscan", "--no-summary", "-"]); exit status '
+        "0 clean, 1 infected (the file is deleted and the upload refused), anything else: "
+        "try again later. Empty: no scan.")
+    upload_scanner_timeout_seconds: int = Field(60, ge=1, le=600, description="How long the "
+                                                "malware scanner may take for one file.")
 
     @field_validator("encryption_key", "token_secret", "database_url", "broker_url",
                      "migration_database_url", "smtp_host", "sms_gateway_url")

@@ -23,6 +23,7 @@ from commands.eventstore import CareApplication, EventStoreSettings, Statement
 from commands.idempotency import IdempotencyKey, IdempotencyStore, Outcome, run_retrying
 from commands.outbox import Message, enqueue, local_when
 from commands.record_access import record_access
+from commands.reminders import withdraw_preparation_when_done
 from domain.access import (
     Action,
     Actor,
@@ -127,6 +128,9 @@ class DocumentsApplication(CareApplication):
                 replaces=replaces, by=actor.ref, at=at)
             touched: list[Any] = [document]
             also = [_row(document, at)]
+            if appointment_id is not None:  # the last thing missing: no more reminders
+                also.append(withdraw_preparation_when_done(appointment_id, at,
+                                                           with_documents=True))
             if replaces is not None:
                 old = self._document(replaces)
                 if old.replaced(document.id, by=actor.ref, at=at):

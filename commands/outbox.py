@@ -152,6 +152,14 @@ TEMPLATES: dict[str, Template] = {
         "An update on something you sent us",
         "There is an update on something you uploaded. Open the CareBridge app to see it.\n",
         sms="CareBridge: there is an update on something you uploaded. Open the app."),
+    # Something is left to do before a visit (a form, an upload): never which, or why.
+    "visit_preparation_reminder": Template(
+        "Before your CareBridge appointment",
+        "You have an appointment on {when} at {clinic}. There is still something to do before "
+        "it, such as questions to answer or a document to send.\n\nOpen the CareBridge app and "
+        "choose 'Before your visit' to finish it.\n",
+        sms="CareBridge: before your appointment on {when} at {clinic} there is still something "
+            "to do. Open the app."),
     "waitlist_offer": Template(
         "An earlier appointment is available",
         "An earlier appointment is available. Open the app within {minutes} minutes to take "

@@ -4,6 +4,13 @@ when it is cancelled or moved (and planned again for the new time).
 A reminder names the local date and time and the clinic, nothing else: never the specialty,
 the clinician's field or the reason for the visit. Video visits also get a join reminder
 shortly before the start. Planned rows wait in the outbox until their `not_before` time.
+
+When the consultation type asks for forms or uploads before the visit (domain/forms.py) and
+something is still missing, preparation reminders are planned 72 and 24 hours before. They say
+only that something is left to do (never which form or document), are withdrawn with the
+others when the appointment is cancelled or moved, and are withdrawn on their own as soon as
+nothing is missing (`withdraw_preparation_when_done`, which the forms and documents contexts add
+to the transaction that completes the last item).
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ CANCELLED = appointment_topic("Cancelled")
 RESCHEDULED = appointment_topic("Rescheduled")
 REMINDER_TOPICS = (CONFIRMED, RESCHEDULED, CANCELLED)
 JOIN_REMINDER = timedelta(minutes=10)
+PREPARATION = "visit_preparation_reminder"
+PREPARATION_HOURS = (72, 24)
+DOCUMENTS = "carebridge.documents"
 
 
 @dataclass(frozen=True)
@@ -61,9 +71,11 @@ class ReminderPlanner:
             planned.append(withdraw(appointment_id, event.at))
             appointment = PlannedAppointment(**{**appointment.__dict__,
                                                 "starts_at": event.starts_at})
-        return planned + self.plan(appointment, event.at)
+        return planned + self.plan(appointment, event.at,
+                                   preparation=something_outstanding(cur, appointment_id))
 
-    def plan(self, appointment: PlannedAppointment, at: datetime) -> list[Statement]:
+    def plan(self, appointment: PlannedAppointment, at: datetime,
+             preparation: bool = False) -> list[Statement]:
         schedule = self.schedule_of()
         clinic = schedule.clinic(appointment.clinic_id) if schedule else None
         account = self.accounts.find_account(appointment.patient_id) if self.accounts else None
@@ -84,6 +96,13 @@ class ReminderPlanner:
             statements += enqueue(
                 Message("video_join_reminder", "email", appointment.patient_id, email, {}),
                 at, not_before=due, about_id=appointment.appointment_id)
+        for hours in PREPARATION_HOURS if preparation else ():
+            due = appointment.starts_at - timedelta(hours=hours)
+            if due > at:
+                statements += enqueue(
+                    Message(PREPARATION, "email", appointment.patient_id, email,
+                            {"when": when, "clinic": clinic.name}),
+                    at, not_before=due, about_id=appointment.appointment_id)
         return statements
 
     def _appointment(self, cur: Any, appointment_id: UUID) -> PlannedAppointment | None:
@@ -109,3 +128,49 @@ def withdraw(appointment_id: UUID, at: datetime) -> Statement:
         f"UPDATE {OUTBOX} SET withdrawn_at = %s, recipient = NULL, payload = NULL"
         " WHERE about_id = %s AND delivered_at IS NULL AND failed_at IS NULL"
         " AND withdrawn_at IS NULL", (at, appointment_id))
+
+
+def _outstanding_sql(with_documents: bool) -> str:
+    """True when the appointment (the one parameter, given twice) still lacks a required form
+    that was submitted, or a required upload that is waiting for review or accepted."""
+    uploads = (
+        " OR EXISTS (SELECT 1 FROM carebridge.slot_bookings b"
+        " JOIN carebridge.visit_requirements r USING (consultation_type_id)"
+        " CROSS JOIN LATERAL unnest(r.uploads) AS u(document_type)"
+        " WHERE b.appointment_id = %s AND NOT EXISTS (SELECT 1 FROM " + DOCUMENTS + " d"
+        " WHERE d.appointment_id = b.appointment_id AND d.document_type = u.document_type"
+        " AND d.status IN ('pending_review', 'accepted')))") if with_documents else (
+        " OR EXISTS (SELECT 1 FROM carebridge.slot_bookings b"
+        " JOIN carebridge.visit_requirements r USING (consultation_type_id)"
+        " WHERE b.appointment_id = %s AND cardinality(r.uploads) > 0)")
+    return (
+        "(EXISTS (SELECT 1 FROM carebridge.slot_bookings b"
+        " JOIN carebridge.visit_requirements r USING (consultation_type_id)"
+        " CROSS JOIN LATERAL unnest(r.forms) AS f(form_id)"
+        " WHERE b.appointment_id = %s AND NOT EXISTS (SELECT 1 FROM carebridge.form_responses s"
+        " WHERE s.appointment_id = b.appointment_id AND s.form_id = f.form_id"
+        " AND s.status = 'submitted'))" + uploads + ")")
+
+
+def documents_present(cur: Any) -> bool:
+    """Whether the documents context's lookup table exists yet (it comes with its migration)."""
+    row = cur.execute("SELECT to_regclass(%s) IS NOT NULL", (DOCUMENTS,)).fetchone()
+    return bool(row[0] if not isinstance(row, dict) else next(iter(row.values())))
+
+
+def something_outstanding(cur: Any, appointment_id: UUID) -> bool:
+    """Does the appointment still need a form or an upload from the patient?"""
+    row = cur.execute("SELECT " + _outstanding_sql(documents_present(cur)),
+                      (appointment_id, appointment_id)).fetchone()
+    return bool(row[0] if not isinstance(row, dict) else next(iter(row.values())))
+
+
+def withdraw_preparation_when_done(appointment_id: UUID, at: datetime,
+                                   with_documents: bool) -> Statement:
+    """Withdraws the planned preparation reminders of an appointment if, with what the same
+    transaction wrote before this statement, nothing is missing any more."""
+    return Statement(
+        f"UPDATE {OUTBOX} SET withdrawn_at = %s, recipient = NULL, payload = NULL"
+        " WHERE about_id = %s AND kind = %s AND delivered_at IS NULL AND failed_at IS NULL"
+        " AND withdrawn_at IS NULL AND NOT " + _outstanding_sql(with_documents),
+        (at, appointment_id, PREPARATION, appointment_id, appointment_id))

@@ -17,3 +17,10 @@ Feature: Documents checked by the clinic
     And reception sees only the new one waiting for review
     When reception accepts it
     Then Grace sees her document as accepted
+
+  Scenario: An upload interrupted and resumed
+    Given Grace starts uploading her three-page referral letter for her appointment
+    When her phone loses its connection after the first two pages
+    And she opens the app again later
+    Then the upload continues from where it stopped, not from the start
+    And the clinic receives the whole letter, waiting for review

@@ -108,12 +108,14 @@ def container(database: Database, tmp_path: Path, settings_overrides: dict[str, 
     """The applications and projection runners wired to this test's database. Emails and
     texts go to logs in the test's temporary directory (see `mailbox`)."""
     from api.container import Container
+    from api.default_forms import publish_default_forms
     from api.seed import publish_default_consent_texts
 
     settings = test_settings(data_dir=tmp_path, mail_log_path=tmp_path / "mail.log",
                              sms_log_path=tmp_path / "sms.log", **settings_overrides)
     with Container(settings, database, ENCRYPTION_KEY) as built:
         publish_default_consent_texts(built)
+        publish_default_forms(built)
         yield built
 
 

@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from api.container import Container
+from api.controllers.forms import outstanding_items
 from api.dependencies import (
     local_time,
     signed_in,
@@ -95,15 +96,19 @@ class DayList(msgspec.Struct):
 
 
 class OutstandingItem(msgspec.Struct):
-    kind: str  # consent | form
-    id: str
+    kind: str  # consent | form | upload
+    id: str  # the consent type, form id or document type
     label: str
+    status: str | None = None  # forms: not_started | draft; uploads: missing
+    answered: int | None = None  # forms: questions answered so far in the draft
+    questions: int | None = None  # forms: questions that apply (once started)
 
 
 class Outstanding(msgspec.Struct):
     appointment_id: UUID
     consents: list[OutstandingItem]
     forms: list[OutstandingItem]
+    uploads: list[OutstandingItem]
 
 
 _DEPENDENCIES = signed_in("read_pool")
@@ -224,7 +229,8 @@ class VisitsController(Controller):
         return await _visits(request, read_pool, container, patient_id, now)
 
     @get("/appointments/{appointment_id:uuid}/outstanding",
-         summary="What an appointment still needs: consents not yet given, forms to fill in")
+         summary="What an appointment still needs: consents not yet given, forms to fill in "
+                 "(with draft progress), documents to upload")
     async def outstanding(self, request: Request[Any, Any, State],
                           appointment_id: FromPath[UUID], actor: NamedDependency[Actor],
                           read_pool: NamedDependency[AsyncConnectionPool],
@@ -256,8 +262,11 @@ class VisitsController(Controller):
                 if await cur.fetchone() is None:
                     consents.append(OutstandingItem("consent", ConsentType.TELEMEDICINE.value,
                                                     "Consent to video consultations"))
-        # Intake forms: the forms issue fills this list in.
-        return Outstanding(appointment_id, consents, [])
+        async with read_pool.connection() as conn:
+            forms, uploads = await outstanding_items(conn, appointment_id,
+                                                     rows[0]["consultation_type_id"])
+        return Outstanding(appointment_id, consents, [OutstandingItem(**f) for f in forms],
+                           [OutstandingItem(**u) for u in uploads])
 
 
 class DayListController(Controller):

@@ -3,6 +3,9 @@ handed over as the uploads context hands it over when it completes)."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 from uuid import UUID
 
@@ -17,8 +20,9 @@ scenarios("document_review.feature")
 
 
 @pytest.fixture
-def scene() -> dict[str, Any]:
-    return {}
+def scene() -> Iterator[dict[str, Any]]:
+    with ExitStack() as stack:  # a server a scenario starts stops with it
+        yield {"stack": stack}
 
 
 @given("Grace has an appointment at Riverside and has agreed to the review of her documents")
@@ -110,3 +114,48 @@ def accepts(client, scene):
 @then("Grace sees her document as accepted")
 def accepted(client, scene):
     assert seen(client, scene, "second")["status_words"] == "Accepted"
+
+
+PAGE = 256 * 1024
+LETTER = b"%PDF-1.7\n" + bytes(range(256)) * (3 * PAGE // 256)
+
+
+@given("Grace starts uploading her three-page referral letter for her appointment")
+def starts(container, clock, scene):
+    from tusclient.client import TusClient
+
+    from tests.api.document_support import served
+
+    base = scene["stack"].enter_context(served(container, clock))
+    scene["tus"] = lambda: TusClient(f"{base}/v1/uploads", headers=auth(scene["grace"]))
+    scene["uploader"] = scene["tus"]().uploader(
+        file_stream=io.BytesIO(LETTER), chunk_size=PAGE,
+        metadata={"filename": "referral.pdf", "document_type": "referral_letter",
+                  "appointment_id": str(scene["appointment_id"])})
+
+
+@when("her phone loses its connection after the first two pages")
+def drops(scene):
+    scene["uploader"].upload(stop_at=2 * PAGE)
+
+
+@when("she opens the app again later")
+def reopens(scene):
+    scene["again"] = scene["tus"]().uploader(file_stream=io.BytesIO(LETTER), chunk_size=PAGE,
+                                             url=scene["uploader"].url)
+
+
+@then("the upload continues from where it stopped, not from the start")
+def continues(scene):
+    assert scene["again"].offset == 2 * PAGE  # the server said so (HEAD)
+    scene["again"].upload()
+
+
+@then("the clinic receives the whole letter, waiting for review")
+def received(client, container, scene):
+    [letter] = client.get("/v1/me/documents", headers=auth(scene["grace"])).json()
+    assert letter["status"] == "pending_review" and letter["size"] == len(LETTER)
+    assert letter["content_type"] == "application/pdf"
+    content = client.get(f"/v1/documents/{letter['document_id']}/content",
+                         headers=auth(scene["grace"]))
+    assert content.content == LETTER
