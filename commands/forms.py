@@ -146,6 +146,9 @@ class FormsApplication(CareApplication):
                                  definition.current_version, None)
         definition = self._definition(form_id)
         assert definition is not None
+        # Answers are part of the record: reading them, even one's own, is recorded.
+        record_access(self.factory.datastore, actor.ref,  # type: ignore[attr-defined]
+                      appointment.patient_id, "form_response", found.id, at)
         return _patient_view(appointment_id, form_id, definition, found.form_version, found)
 
     def save_draft(self, actor: Actor, appointment_id: UUID, form_id: str,

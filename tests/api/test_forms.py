@@ -108,6 +108,13 @@ def test_a_draft_is_resumed_on_another_device_and_a_stale_save_is_refused(client
                  if_match=str(laptop["version"]))
     problem = assert_problem(stale, 409, "concurrent-change")
     assert problem["extensions"]["current_version"] == on_laptop.json()["version"]
+    import psycopg
+
+    with psycopg.connect(client.app.state.container.database.url) as conn:
+        reads = conn.execute("SELECT actor, patient_id::text, resource FROM"
+                             " carebridge.record_access ORDER BY access_id").fetchall()
+    # Reading saved answers (the laptop's read) is recorded; the empty form before is not.
+    assert reads == [(f"patient:{grace['account_id']}", grace["account_id"], "form_response")]
 
 
 def test_submission_names_every_wrong_answer_by_its_path_and_never_repeats_an_answer(
