@@ -129,3 +129,19 @@ def signed_in(*extra: str) -> dict[str, Provide]:
                 "actor": Provide(provide_actor),
                 "now": Provide(provide_clock, sync_to_thread=False)}
     return provided | {name: Provide(optional[name], sync_to_thread=False) for name in extra}
+
+
+_IF_MATCH = re.compile(r'^"?([0-9]{1,12})"?$')
+
+
+def expected_version(request: Request[Any, Any, Any], what: str) -> int | None:
+    """The version the client read, from If-Match (absent or `*`: no check); `what` names it
+    in the error ("the profile you read")."""
+    raw = (request.headers.get("if-match") or "*").strip()
+    if raw == "*":
+        return None
+    match = _IF_MATCH.match(raw)
+    if match is None:
+        raise InvalidInput([FieldError("If-Match", f'send the ETag of {what}, for example "3"')])
+    return int(match.group(1))
+

@@ -8,7 +8,6 @@ question (its linkId path), never the answer.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -22,15 +21,13 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.container import Container
-from api.dependencies import idempotency_key, position_headers, signed_in
+from api.dependencies import expected_version, idempotency_key, position_headers, signed_in
 from commands.forms import DOCUMENT_WORDS
 from commands.idempotency import Outcome
 from domain.access import Actor
 from domain.documents import DocumentType
-from domain.errors import FieldError, InvalidInput
 
 PRIVATE = {"Cache-Control": "no-store"}  # health content: no cache may keep it
-_IF_MATCH = re.compile(r'^"?([0-9]{1,12})"?$')
 FormId = Annotated[str, msgspec.Meta(min_length=1, max_length=63)]
 
 
@@ -115,18 +112,6 @@ class PreConsultation(msgspec.Struct):
     documents: list[UploadedDocument]
 
 
-def _expected_version(request: Request[Any, Any, Any]) -> int | None:
-    """The version of the answers the client loaded, from If-Match (absent or `*`: none)."""
-    raw = (request.headers.get("if-match") or "*").strip()
-    if raw == "*":
-        return None
-    match = _IF_MATCH.match(raw)
-    if match is None:
-        raise InvalidInput([FieldError("If-Match", 'send the ETag of the answers you loaded, '
-                                                   'for example "3"')])
-    return int(match.group(1))
-
-
 def _form(result: dict[str, Any], position: int | None = None) -> Response[FormView]:
     view = msgspec.convert({k: v for k, v in result.items() if k != "changed"}, FormView)
     return Response(view, headers={"ETag": f'"{view.version}"', **PRIVATE,
@@ -168,7 +153,7 @@ class FormController(Controller):
                               data)
         return _answered(container.forms.save_draft(
             actor, appointment_id, form_id, data.item, now,
-            expected_version=_expected_version(request), key=key))
+            expected_version=expected_version(request, "the answers you loaded"), key=key))
 
     @post("/appointments/{appointment_id:uuid}/forms/{form_id:str}/submit", status_code=200,
           sync_to_thread=True,
@@ -181,7 +166,7 @@ class FormController(Controller):
                               data)
         return _answered(container.forms.submit(
             actor, appointment_id, form_id, data.item, now,
-            expected_version=_expected_version(request), key=key))
+            expected_version=expected_version(request, "the answers you loaded"), key=key))
 
 
 class FormAdminController(Controller):

@@ -8,7 +8,6 @@ contact details needs a recent second-factor verification on this session (step-
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
@@ -22,6 +21,7 @@ from litestar.params import FromPath, JSONBody
 
 from api.container import Container
 from api.dependencies import (
+    expected_version,
     idempotency_key,
     position_headers,
     signed_in,
@@ -29,7 +29,6 @@ from api.dependencies import (
 from api.step_up import require_step_up
 from commands.idempotency import Outcome
 from domain.access import Action, Actor, PatientResource, authorise
-from domain.errors import FieldError, InvalidInput
 from domain.profiles import (
     AccessibilityPreferences,
     CommunicationPreferences,
@@ -45,7 +44,6 @@ T = TypeVar("T")
 # Generous limits that only keep absurd input out; the domain gives the real rules, every
 # field at once, in plain words (422).
 Text = Annotated[str, msgspec.Meta(max_length=200)]
-_IF_MATCH = re.compile(r'^"?([0-9]{1,12})"?$')
 PRIVATE = {"Cache-Control": "no-store"}  # personal data: no cache may keep it
 
 
@@ -131,18 +129,6 @@ def _read(profile: Profile) -> Response[ProfileView]:
     return Response(_view(profile), headers={"ETag": f'"{profile.version}"', **PRIVATE})
 
 
-def _expected_version(request: Request[Any, Any, Any]) -> int | None:
-    """The profile version the client read, from If-Match (absent or `*`: no check)."""
-    raw = (request.headers.get("if-match") or "*").strip()
-    if raw == "*":
-        return None
-    match = _IF_MATCH.match(raw)
-    if match is None:
-        raise InvalidInput([FieldError("If-Match", 'send the ETag of the profile you read, for '
-                                                   'example "3"')])
-    return int(match.group(1))
-
-
 def _value(body: msgspec.Struct, section: type[T]) -> T:
     """The domain's (unchecked) value of a section from its request body: same field names."""
     return msgspec.convert(body, section, from_attributes=True)
@@ -152,7 +138,7 @@ def _conditions(request: Request[Any, Any, Any], actor: Actor, operation: str,
                 body: Any) -> dict[str, Any]:
     """What makes a change safe to retry and to race: its Idempotency-Key and If-Match."""
     return {"key": idempotency_key(request, actor.ref, f"profile.{operation}", body),
-            "expected_version": _expected_version(request)}
+            "expected_version": expected_version(request, "the profile you read")}
 
 
 def _answer(outcome: Outcome) -> Response[ProfileChanged]:
