@@ -46,3 +46,17 @@ Feature: Repeat prescription requests
     Then she is promised an answer by Wednesday at 18:00
     When it is Wednesday at 19:00 and the request is still open
     Then Grace's request is marked delayed and she is told, without the medicine being named
+
+  Scenario: Grace's prescription is sent to the pharmacy she chose
+    Given Riverside lists Dockside Chemist, which collects prescriptions from a drop folder
+    When Grace requests "amlodipine" to be sent to Dockside Chemist
+    And the coordinator approves it
+    Then the prescription reaches Dockside Chemist's folder
+    And Grace sees her request as sent to her pharmacy and is told, without the medicine being named
+
+  Scenario: The clinic imports its repeat medication lists from its clinical system
+    Given Ada is registered but Riverside has not imported her medicines yet
+    When Riverside's administrator imports a file with a mistake in Ada's review date
+    Then the administrator is told which line and column to fix, and nothing is imported
+    When the administrator imports the corrected file
+    Then Ada sees her medicine and can request it

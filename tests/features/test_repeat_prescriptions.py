@@ -187,3 +187,90 @@ def wednesday(client, container, clock, scene):
 def delayed(client, mailbox, scene):
     assert mine(client, scene)["delayed"] is True
     told(mailbox, scene, "prescription_delayed")
+
+
+@given("Riverside lists Dockside Chemist, which collects prescriptions from a drop folder")
+def dockside(client, scene):
+    saved = client.put("/v1/admin/pharmacies/dockside", headers=auth(scene["admin"]), json={
+        "name": "Dockside Chemist", "address": "5 Harbour Walk, Bristol", "postcode": "BS8 4RU",
+        "phone": "+44 117 496 0001", "channel": "file", "endpoint": "dockside"})
+    assert saved.status_code in (200, 201), saved.text
+    found = client.get("/v1/pharmacies?q=dockside", headers=auth(scene["patient"]))
+    assert [p["pharmacy_id"] for p in found.json()] == ["dockside"], found.text
+
+
+@when(parsers.parse('Grace requests "{medication}" to be sent to Dockside Chemist'))
+def to_pharmacy(client, scene, medication):
+    made = ask(client, scene["patient"], medication, fulfilment="pharmacy",
+               pharmacy_id="dockside")
+    assert made.status_code == 201, made.text
+    scene["request"] = made.json()
+
+
+@when("the coordinator approves it")
+def coordinator_approves(client, scene):
+    approved = step(client, scene["coordinator"], scene["request"]["request_id"], "approve")
+    assert approved.status_code == 200, approved.text
+
+
+@then("the prescription reaches Dockside Chemist's folder")
+def reaches(container, scene):
+    import json
+
+    assert container.pharmacy_handoffs.deliver_due() == 1
+    drop = container.settings.data_dir / "pharmacy-drop" / "dockside"
+    [written] = [json.loads(p.read_text()) for p in drop.glob("*.json")]
+    assert written["request_id"] == scene["request"]["request_id"]
+
+
+@then("Grace sees her request as sent to her pharmacy and is told, without the medicine being "
+      "named")
+def sent(client, mailbox, scene):
+    assert mine(client, scene)["status_words"] == "Sent to your pharmacy"
+    told(mailbox, scene, "prescription_sent")
+
+
+@given("Ada is registered but Riverside has not imported her medicines yet")
+def ada(client, sign_up, scene):
+    scene["ada"] = sign_up(given_name="Ada")
+    assert client.get("/v1/me/medications", headers=auth(scene["ada"])).json()[
+        "medications"] == []
+
+
+def medication_file(scene: dict[str, Any], review_date: str) -> str:
+    return ("patient_id,medication_id,name,dose,quantity,issues_remaining,review_date,"
+            "needs_review,controlled,min_days_between_issues,last_issued_on\n"
+            f"{scene['ada']['account_id']},amlodipine,Amlodipine 5 mg tablets,One a day,"
+            f"28 tablets,5,{review_date},no,no,,\n")
+
+
+def import_file(client: Any, scene: dict[str, Any], content: str) -> Any:
+    return client.post("/v1/admin/medication-import", headers=auth(scene["admin"]), json={
+        "clinic_id": "riverside", "format": "csv", "content": content})
+
+
+@when("Riverside's administrator imports a file with a mistake in Ada's review date")
+def imports_bad(client, scene):
+    scene["import"] = import_file(client, scene, medication_file(scene, "next spring"))
+
+
+@then("the administrator is told which line and column to fix, and nothing is imported")
+def told_where(client, scene):
+    from tests.api.support import assert_problem, field_names
+
+    assert field_names(assert_problem(scene["import"], 422)) == {"line 2.review_date"}
+    assert client.get("/v1/me/medications", headers=auth(scene["ada"])).json()[
+        "medications"] == []
+
+
+@when("the administrator imports the corrected file")
+def imports_good(client, scene):
+    done = import_file(client, scene, medication_file(scene, "2027-03-01"))
+    assert done.status_code == 200 and done.json()["changed"] == 1, done.text
+
+
+@then("Ada sees her medicine and can request it")
+def ada_can(client, scene):
+    [medicine] = client.get("/v1/me/medications", headers=auth(scene["ada"])).json()[
+        "medications"]
+    assert medicine["name"] == "Amlodipine 5 mg tablets" and medicine["requestable"] is True
