@@ -42,6 +42,11 @@ from api.controllers.prescriptions import (
     StaffPrescriptionController,
 )
 from api.controllers.profiles import ProfileController, StaffProfileController
+from api.controllers.records import (
+    PatientRecordController,
+    RecordImportController,
+    StaffRecordController,
+)
 from api.controllers.scheduling import DirectoryController, ScheduleAdminController
 from api.controllers.second_factor import SecondFactorController
 from api.controllers.uploads import UploadController
@@ -109,6 +114,7 @@ def create_app(container: Container, token_secret: str,
                         PatientPrescriptionController, StaffPrescriptionController,
                         PharmacyController, MedicationImportController,
                         DocumentController, StaffDocumentController, UploadController,
+                        PatientRecordController, StaffRecordController, RecordImportController,
                         FormController, FormAdminController, StaffFormController],
         lifespan=[read_pool, signal_relay, run_connection_checks],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -29,6 +29,7 @@ from commands.passkeys import Passkeys, RelyingParty
 from commands.pharmacy import PharmacyDirectory, PharmacyHandoffDispatcher, adapters_from
 from commands.prescriptions import PrescriptionsApplication
 from commands.profiles import ProfilesApplication
+from commands.records import RecordsApplication
 from commands.scheduling import SchedulingApplication
 from commands.second_factor import SecondFactor
 from commands.sessions import Sessions
@@ -43,6 +44,7 @@ from projections.base import Projection
 from projections.consents import ConsentViews
 from projections.prescription_analytics import PrescriptionAnalytics
 from projections.process_managers import ensure_follower_tracking, followers_for
+from projections.record_views import PatientRecords
 from projections.runner import ProjectionRunner, ensure_tables
 from projections.security_events import SecurityEvents
 
@@ -55,9 +57,9 @@ APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, Consents
                                                    AppointmentsApplication, WaitlistApplication,
                                                    CalendarApplication, TelemedicineApplication,
                                                    PrescriptionsApplication, DocumentsApplication,
-                                                   FormsApplication)
+                                                   FormsApplication, RecordsApplication)
 PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews,
-                                             PrescriptionAnalytics)
+                                             PrescriptionAnalytics, PatientRecords)
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:
@@ -129,6 +131,12 @@ def _construct(app_class: type[CareApplication], store: EventStoreSettings,
             lambda clinic_id: appointments.schedule.clinic(clinic_id))  # type: ignore[attr-defined]  # noqa: PLW0108
     if app_class is FormsApplication:
         return FormsApplication(store, built["care"], built["appointments"])  # type: ignore[arg-type]
+    if app_class is RecordsApplication:
+        appointments = built["appointments"]
+        return RecordsApplication(
+            store, built["care"],  # type: ignore[arg-type]
+            lambda clinic_id: appointments.schedule.clinic(clinic_id),  # type: ignore[attr-defined]  # noqa: PLW0108
+            settings.result_release_delays)
     return app_class(store)
 
 
@@ -259,6 +267,10 @@ class Container:
     @property
     def prescriptions(self) -> PrescriptionsApplication:
         return self.applications["prescriptions"]  # type: ignore[return-value]
+
+    @property
+    def records(self) -> RecordsApplication:
+        return self.applications["records"]  # type: ignore[return-value]
 
     @property
     def documents(self) -> DocumentsApplication:

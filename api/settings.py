@@ -180,6 +180,14 @@ class Settings(BaseSettings):
     prescription_min_days_between_issues: int = Field(
         21, ge=1, le=365, description="Default for medications that name none: how many days "
         "after an issue the same medication may be requested again.")
+    # ---- medical records --------------------------------------------------------------------
+    result_release_delays: dict[str, float | None] = Field(
+        default_factory=dict, description="Hours after which a record is shown to the patient "
+        "on its own, by kind (`lab_result`) or by test type (`lab_result:hba1c`); `null`: only "
+        "when a clinician releases it. JSON, merged over the defaults: lab results 48 hours; "
+        "HIV, histology, biopsy, cytology, genetic and PSA results by a clinician only; "
+        "summaries, letters, vaccinations and care plans at once. Preliminary results are "
+        "only ever released by a clinician.")
     # ---- pharmacy handoff (commands/pharmacy.py) -------------------------------------------
     pharmacy_drop_dir: Path | None = Field(
         None, description="Root of the file-drop pharmacy channel: a prescription for a "
@@ -241,6 +249,21 @@ class Settings(BaseSettings):
         if len(raw) not in (16, 24, 32):
             raise ValueError("must decode to 16, 24 or 32 bytes (openssl rand -base64 32)")
         return value
+
+    @field_validator("result_release_delays")
+    @classmethod
+    def _release_delays(cls, value: dict[str, float | None]) -> dict[str, float | None]:
+        from domain.records import Kind
+
+        kinds = {k.value for k in Kind}
+        for key, hours in value.items():
+            kind, _, code = key.partition(":")
+            if kind not in kinds or (":" in key and not code):
+                raise ValueError(f"{key!r}: name a kind ({', '.join(sorted(kinds))}) or a test "
+                                 "type as kind:code, e.g. lab_result:hba1c")
+            if hours is not None and not 0 <= hours <= 24 * 365:
+                raise ValueError(f"{key!r}: hours must be from 0 to 8760, or null")
+        return {key.lower(): hours for key, hours in value.items()}
 
     @property
     def embedded(self) -> bool:

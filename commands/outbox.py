@@ -160,6 +160,18 @@ TEMPLATES: dict[str, Template] = {
         "choose 'Before your visit' to finish it.\n",
         sms="CareBridge: before your appointment on {when} at {clinic} there is still something "
             "to do. Open the app."),
+    # Something new in the patient's record: never what it is, which test, or its outcome. The
+    # link opens the record in the app, after the patient has signed in.
+    "result_available": Template(
+        "A new result is available",
+        "A new result is available in your CareBridge record. Open the app to read it:\n\n"
+        "{link}\n",
+        sms="CareBridge: a new result is available. Open the app to read it."),
+    "record_available": Template(
+        "Something new is in your record",
+        "Something new has been added to your CareBridge record. Open the app to read it:\n\n"
+        "{link}\n",
+        sms="CareBridge: something new has been added to your record. Open the app."),
     "waitlist_offer": Template(
         "An earlier appointment is available",
         "An earlier appointment is available. Open the app within {minutes} minutes to take "

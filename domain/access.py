@@ -87,6 +87,10 @@ class Action(StrEnum):
     # review what was uploaded to it.
     DOCUMENTS_UPLOAD = "documents.upload"
     DOCUMENTS_REVIEW = "documents.review"
+    # Medical records, staff side: the care team's doctors and nurses enter, correct, annotate
+    # and release records; a clinic's administrators import them from the clinic's systems.
+    RECORDS_WRITE = "records.write"
+    RECORDS_IMPORT = "records.import"
 
 
 @dataclass(frozen=True)
@@ -246,8 +250,13 @@ STAFF_ROLES_FOR: dict[Action, frozenset[Role]] = {
     Action.MEDICATIONS_MANAGE: frozenset({Role.DOCTOR, Role.NURSE, Role.PRESCRIPTION_COORDINATOR,
                                           Role.CLINIC_ADMIN}),
     Action.DOCUMENTS_REVIEW: frozenset({Role.DOCTOR, Role.NURSE, Role.RECEPTION}),
+    Action.RECORDS_WRITE: frozenset({Role.DOCTOR, Role.NURSE}),
+    Action.RECORDS_IMPORT: frozenset({Role.CLINIC_ADMIN}),
 }
 PRESCRIBERS = frozenset({Role.DOCTOR, Role.NURSE})
+# Who reads the internal notes of a record: its clinicians. Other clinical staff in the care
+# team (coordinators, care managers) read the record as the clinic holds it, without them.
+INTERNAL_NOTE_READERS = frozenset({Role.DOCTOR, Role.NURSE})
 PATIENT_ACTIONS = _OWN_PATIENT_ACTIONS | {Action.PROXY_RESPOND} | PARENT_ONLY.keys()
 
 
@@ -268,7 +277,7 @@ def is_allowed(actor: Actor, action: Action,
         # Reception, clinical staff and administrators of the clinic; no clinical content.
         return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
                 and resource.clinic_id in actor.clinic_ids)
-    if action in (Action.PRESCRIPTIONS_PROCESS, Action.DOCUMENTS_REVIEW):
+    if action in (Action.PRESCRIPTIONS_PROCESS, Action.DOCUMENTS_REVIEW, Action.RECORDS_IMPORT):
         # A clinic's work queues (prescriptions, documents to check): its staff of those roles.
         return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
                 and resource.clinic_id in actor.clinic_ids)

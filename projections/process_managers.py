@@ -23,6 +23,7 @@ from psycopg import Cursor
 from commands.reminders import REMINDER_TOPICS, ReminderPlanner
 from commands.waitlist import FREEING_TOPICS, Accounts, WaitlistApplication
 from domain.prescriptions import PrescriptionRequest
+from domain.records import Record
 from projections.base import Envelope, Projection, Tables
 from projections.runner import TRACKING, ProjectionRunner
 
@@ -117,7 +118,39 @@ class PrescriptionDelaysRunner(ProjectionRunner):
         return consumed
 
 
-FOLLOWERS: tuple[type[Projection], ...] = (WaitlistOffers, ReminderPlanning, PrescriptionDelays)
+class RecordReleases(Projection):
+    """Releases records to patients when the delay configured for their test type has passed
+    (each release is an event by `system`, and tells the patient), on every round of its
+    runner; it follows the records log only to have one leader at a time."""
+
+    name = "record_releases"
+    sources = {"records": (Record.TOPIC,)}
+    tables = ()
+
+    def __init__(self, records: Any, clock: Clock) -> None:
+        self.records, self.clock = records, clock
+
+    def ddl(self) -> Sequence[str]:
+        return []
+
+    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
+        return None
+
+
+class RecordReleasesRunner(ProjectionRunner):
+    def __init__(self, releases: RecordReleases, applications: Mapping[str, Application[Any]],
+                 url: str) -> None:
+        super().__init__(releases, applications, url)
+        self.releases = releases
+
+    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
+        consumed = super().catch_up(conn)
+        self.releases.records.release_due(self.releases.clock())
+        return consumed
+
+
+FOLLOWERS: tuple[type[Projection], ...] = (WaitlistOffers, ReminderPlanning, PrescriptionDelays,
+                                           RecordReleases)
 
 
 def ensure_follower_tracking(conn: psycopg.Connection[Any]) -> None:
@@ -142,4 +175,7 @@ def followers_for(applications: Mapping[str, Application[Any]], waitlist: Waitli
     if "prescriptions" in applications:
         runners.append(PrescriptionDelaysRunner(
             PrescriptionDelays(applications["prescriptions"], clock), applications, url))
+    if "records" in applications:
+        runners.append(RecordReleasesRunner(
+            RecordReleases(applications["records"], clock), applications, url))
     return runners
