@@ -467,5 +467,6 @@ _LOG_NAMES = {
     "ClinicianAdmitted": "clinician_joined", "Joined": "joined", "Left": "left",
     "MediaConnected": "media_connected", "ConnectionFailed": "connection_failed",
     "Ended": "ended", "NoShow": "no_show", "Cancelled": "cancelled", "Moved": "moved",
-    "SummaryRecorded": "summary_recorded",
+    "SummaryRecorded": "summary_recorded", "FollowUpWritten": "follow_up_written",
+    "InternalNotesWritten": "internal_notes_written",
 }

@@ -278,11 +278,18 @@ class Consultation(CareAggregate):
             raise InvalidInput(errors)
         if self.closed not in (State.ENDED, State.TECHNICAL_FAILURE):
             raise NotYetOver("End the call before writing its summary.")
-        if (follow_up, notes) == (self.follow_up_instructions or "", self.internal_notes or ""):
-            return False
-        self._summary_recorded(follow_up_instructions=follow_up, internal_notes=notes, by=by,
-                               at=at)
-        return True
+        changed = False
+        # What the patient reads and what only staff read go in events of their own, so that
+        # the patient's record (which follows the first) never receives the second.
+        if follow_up != (self.follow_up_instructions or ""):
+            self._follow_up_written(patient_id=self.patient_id, clinic_id=self.clinic_id,
+                                    starts_at=self.starts_at,
+                                    follow_up_instructions=follow_up, by=by, at=at)
+            changed = True
+        if notes != (self.internal_notes or ""):
+            self._internal_notes_written(internal_notes=notes, by=by, at=at)
+            changed = True
+        return changed
 
     def _require_open(self, windows: Windows, at: datetime) -> None:
         if self.closed is not None:
@@ -362,7 +369,20 @@ class Consultation(CareAggregate):
     @event("SummaryRecorded", topic=topic(CONTEXT, "Consultation.SummaryRecorded"))
     def _summary_recorded(self, follow_up_instructions: str, internal_notes: str, by: str,
                           at: datetime) -> None:
+        """Summaries written before the follow-up and the internal notes had events of their
+        own (replayed as they were; new summaries are never recorded this way)."""
         self.follow_up_instructions = follow_up_instructions or None
+        self.internal_notes = internal_notes or None
+        self.summary_by = by
+
+    @event("FollowUpWritten", topic=topic(CONTEXT, "Consultation.FollowUpWritten"))
+    def _follow_up_written(self, patient_id: UUID, clinic_id: str, starts_at: datetime,
+                           follow_up_instructions: str, by: str, at: datetime) -> None:
+        self.follow_up_instructions = follow_up_instructions or None
+        self.summary_by = by
+
+    @event("InternalNotesWritten", topic=topic(CONTEXT, "Consultation.InternalNotesWritten"))
+    def _internal_notes_written(self, internal_notes: str, by: str, at: datetime) -> None:
         self.internal_notes = internal_notes or None
         self.summary_by = by
 
