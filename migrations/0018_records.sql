@@ -30,3 +30,12 @@ GRANT SELECT ON carebridge.records TO carebridge_auditor;
 
 -- The access report reads a patient's accesses newest first.
 CREATE INDEX IF NOT EXISTS record_access_patient_newest ON carebridge.record_access (patient_id, at DESC, access_id DESC);
+
+-- Records entered but not yet released to the patient (projections/record_views.py keeps them
+-- here until release). A schema of their own, apart from `views`, so that nothing that reads
+-- patient views can ever read a record the clinic has not released. Auditors read it.
+CREATE SCHEMA IF NOT EXISTS pending;
+GRANT USAGE, CREATE ON SCHEMA pending TO carebridge_app;
+GRANT USAGE ON SCHEMA pending TO carebridge_auditor;
+ALTER DEFAULT PRIVILEGES FOR ROLE carebridge_app IN SCHEMA pending
+    GRANT SELECT ON TABLES TO carebridge_auditor;

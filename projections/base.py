@@ -26,12 +26,21 @@ REBUILD_SUFFIX = "__rebuild"
 class Tables:
     schema: str
     suffix: str = ""
+    # Tables kept outside the projection's schema (a table no reader of that schema may see).
+    elsewhere: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, projection: Projection, suffix: str = "") -> Tables:
+        return cls(projection.schema, suffix, tuple(projection.table_schemas.items()))
 
     def name(self, table: str) -> str:
         return f"{table}{self.suffix}"
 
+    def schema_of(self, table: str) -> str:
+        return dict(self.elsewhere).get(table, self.schema)
+
     def __call__(self, table: str) -> sql.Composable:
-        return sql.Identifier(self.schema, self.name(table))
+        return sql.Identifier(self.schema_of(table), self.name(table))
 
     def format(self, statement: str) -> sql.Composed:
         """`statement` with `{table}` placeholders replaced by physical table names, and
@@ -62,6 +71,7 @@ class Projection(ABC):
     schema: ClassVar[str] = "views"
     sources: ClassVar[dict[str, tuple[str, ...]]]  # application name -> event topics
     tables: ClassVar[tuple[str, ...]]
+    table_schemas: ClassVar[dict[str, str]] = {}  # table -> schema, when not `schema`
 
     @abstractmethod
     def ddl(self) -> Sequence[str]:

@@ -5,7 +5,8 @@ Visibility is by construction, not by a filter:
   released or marked entered in error; a document uploaded and its review outcome). Internal
   notes (`Record.InternalNoteAdded`, `Document.NoteAdded`) are separate events that it never
   receives: the runner does not even decode them for it.
-- A record waits in `record_drafts` until it is released; `patient_records` holds released
+- A record waits in `pending.record_drafts` (outside the `views` schema, which the API's
+  patient reads use) until it is released; `views.patient_records` holds released
   records and the patient's own uploads only, and the patient API reads nothing else. So lists,
   counts, search and filters are computed over what the patient may see, and nothing that is
   not released can be inferred from them.
@@ -50,6 +51,10 @@ DOCUMENT_STEPS = {_document("Accepted"): "accepted", _document("Rejected"): "rej
                   _document("ActionRequired"): "action_required",
                   _document("Expired"): "expired", _document("Replaced"): "replaced"}
 DOCUMENT_KIND = "document"
+# A video consultation's follow-up instructions, which the clinician writes for the patient
+# (its internal notes are another event, `Consultation.InternalNotesWritten`).
+FOLLOW_UP = "carebridge:telemedicine.Consultation.FollowUpWritten.v1"
+VIDEO_SUMMARY_TITLE = "Video consultation: what to do next"
 
 _COLUMNS = ("record_id, patient_id, clinic_id, kind, code, title, status, content, occurred_at,"
             " released_at, amended_at, amendment_reason, earlier, abnormal, search_text,"
@@ -70,8 +75,10 @@ def _table_ddl(table: str) -> str:
 class PatientRecords(Projection):
     name = PROJECTION
     sources = {"records": (ENTERED, REVISED, RELEASED, WITHDRAWN),
-               "documents": (UPLOADED, *DOCUMENT_STEPS)}
+               "documents": (UPLOADED, *DOCUMENT_STEPS), "telemedicine": (FOLLOW_UP,)}
     tables = ("patient_records", "record_drafts")
+    # Records waiting for release are nobody's view yet: they are kept out of `views`.
+    table_schemas = {"record_drafts": "pending"}
 
     def ddl(self) -> Sequence[str]:
         return [
@@ -123,6 +130,8 @@ class PatientRecords(Projection):
                 for table in ("record_drafts", "patient_records"):
                     cur.execute(t.format(f"DELETE FROM {{{table}}} WHERE record_id = %s"),
                                 (e.originator_id,))
+            elif topic == FOLLOW_UP:
+                self._follow_up(cur, t, e)
             elif topic == UPLOADED:
                 content = {"document_type": e.document_type, "filename": e.filename,
                            "content_type": e.content_type, "size": e.size,
@@ -145,6 +154,28 @@ class PatientRecords(Projection):
                     " %s::text), aggregate_version = %s, updated_at = %s WHERE record_id = %s"),
                     (DOCUMENT_STEPS[topic], reason, note, e.originator_version, e.at,
                      e.originator_id))
+
+
+    @staticmethod
+    def _follow_up(cur: Cursor[Any], t: Tables, e: Any) -> None:
+        if not e.follow_up_instructions:
+            cur.execute(t.format("DELETE FROM {patient_records} WHERE record_id = %s"),
+                        (e.originator_id,))
+            return
+        content = {"summary": None, "appointment_id": str(e.originator_id), "comment": None,
+                   "follow_up": e.follow_up_instructions}
+        cur.execute(t.format(
+            f"INSERT INTO {{patient_records}} ({_COLUMNS}) VALUES (%s, %s, %s,"
+            " 'appointment_summary', 'video_consultation', %s, 'final', %s, %s, %s, NULL, NULL,"
+            " '[]', false, %s, %s, %s) ON CONFLICT (record_id) DO UPDATE SET"
+            " earlier = {patient_records}.earlier || jsonb_build_array(jsonb_build_object("
+            " 'status', {patient_records}.status, 'title', {patient_records}.title, 'content',"
+            " {patient_records}.content, 'until', EXCLUDED.updated_at)),"
+            " content = EXCLUDED.content, amended_at = EXCLUDED.updated_at,"
+            " aggregate_version = EXCLUDED.aggregate_version, updated_at = EXCLUDED.updated_at"),
+            (e.originator_id, e.patient_id, e.clinic_id, VIDEO_SUMMARY_TITLE, Jsonb(content),
+             e.starts_at, e.at, _search_text("appointment_summary", VIDEO_SUMMARY_TITLE, content),
+             e.originator_version, e.at))
 
 
 def _kind_of(cur: Cursor[Any], t: Tables, table: str, record_id: UUID) -> str:

@@ -55,7 +55,7 @@ class ProjectionRunner:
             if name in projection.sources}
         self.url = url
         self.batch_size = batch_size
-        self.live = Tables(projection.schema)
+        self.live = Tables.of(projection)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.is_leader = False
@@ -199,7 +199,7 @@ class ProjectionRunner:
         The live tables keep serving (and the live runner keeps going) until the swap, which
         waits for the live runner's current batch and then blocks it for a moment.
         """
-        fresh = Tables(self.projection.schema, REBUILD_SUFFIX)
+        fresh = Tables.of(self.projection, REBUILD_SUFFIX)
         name = self.projection.name + REBUILD_SUFFIX
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(TABLE_OWNER)))
         try:
@@ -237,14 +237,14 @@ class ProjectionRunner:
             # The fresh tables' indexes (and keys) carry the rebuild suffix: give them the live
             # names, or the next rebuild's CREATE INDEX IF NOT EXISTS would find them and skip
             # its own.
-            for (index,) in cur.execute(
-                    "SELECT indexname FROM pg_indexes WHERE schemaname = %s"
+            for (schema, index) in cur.execute(
+                    "SELECT schemaname, indexname FROM pg_indexes WHERE schemaname = ANY(%s)"
                     " AND tablename = ANY(%s) AND strpos(indexname, %s) > 0",
-                    (self.projection.schema,
+                    (list({self.live.schema_of(t) for t in self.projection.tables}),
                      [self.live.name(t) for t in self.projection.tables],
                      REBUILD_SUFFIX)).fetchall():
                 cur.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                    sql.Identifier(self.projection.schema, index),
+                    sql.Identifier(schema, index),
                     sql.Identifier(index.replace(REBUILD_SUFFIX, "", 1))))
             cur.execute(
                 f"UPDATE {TRACKING} AS live SET position = fresh.position, updated_at = now()"
@@ -272,5 +272,5 @@ def ensure_tables(conn: psycopg.Connection[Any], projection: Projection) -> None
     with conn.transaction():
         cur = conn.cursor()
         cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(TABLE_OWNER)))
-        projection.create(cur, Tables(projection.schema))
+        projection.create(cur, Tables.of(projection))
         ensure_tracking(cur, projection, projection.name)
