@@ -44,11 +44,15 @@ log = logging.getLogger("carebridge.records")
 
 RECORDS = "carebridge.records"
 STAFF_SOURCE = "staff"
-IMPORT_AMENDMENT = "The laboratory sent a corrected result."
+IMPORT_AMENDMENT = "The clinic's records system sent a corrected version."
 # Imported history this old is filed without telling the patient (a back-fill of years of
 # vaccinations should not send a message for each).
 QUIET_HISTORY = timedelta(days=30)
 RELEASE_SWEEP_LIMIT = 500
+# Where an imported entry's patient and time were, by kind, to name them in a refusal.
+_IMPORT_FIELDS = {"vaccination": ("resource.patient.reference", "resource.occurrenceDateTime"),
+                  "lab_result": ("resource.subject.reference", "resource.effectiveDateTime"),
+                  "": ("resource.subject.reference", "resource.date")}
 DEFAULT_RELEASE_DELAYS: dict[str, float | None] = {
     "lab_result": 48.0,
     # Results that need a conversation first: a clinician releases them.
@@ -112,10 +116,11 @@ class RecordsApplication(CareApplication):
         self.may_import(actor, clinic_id)
         errors = Rejections()
         for entry in entries:
+            subject, when = _IMPORT_FIELDS.get(entry.kind, _IMPORT_FIELDS[""])
             if self.care.identity.find_account(entry.patient_ref) is None:
-                errors.add(f"{entry.where}.subject", "No patient has this id.")
+                errors.add(f"{entry.where}.{subject}", "No patient has this id.")
             if entry.occurred_at > at + timedelta(minutes=5):
-                errors.add(f"{entry.where}.effectiveDateTime", "is in the future.")
+                errors.add(f"{entry.where}.{when}", "is in the future.")
         errors.raise_if_any()
         source_ref = f"{source}:{clinic_id}"
         touched: list[Record] = []
@@ -134,7 +139,9 @@ class RecordsApplication(CareApplication):
             else:
                 record = existing
                 if record.patient_id != entry.patient_ref:
-                    raise InvalidInput([FieldError(f"{entry.where}.subject", "This entry was "
+                    raise InvalidInput([FieldError(
+                        f"{entry.where}.{_IMPORT_FIELDS.get(entry.kind, _IMPORT_FIELDS[''])[0]}",
+                        "This entry was "
                                                    "imported before for another patient; "
                                                    "correct it in the clinic's system.")])
                 try:
@@ -231,6 +238,7 @@ class RecordsApplication(CareApplication):
     def staff_record(self, actor: Actor, ref: UUID, at: datetime) -> dict[str, Any]:
         """One record as the clinic holds it (internal notes for its clinicians); the view is
         recorded."""
+        self._may_ever_read(actor)
         record = self._get(ref)
         self._may_read(actor, record.patient_id, at)
         record_access(self.factory.datastore, actor.ref,  # type: ignore[attr-defined]
@@ -314,11 +322,15 @@ class RecordsApplication(CareApplication):
 
         return self._run(key, decide)
 
-    def _may_read(self, actor: Actor, patient_id: UUID, at: datetime) -> None:
+    @staticmethod
+    def _may_ever_read(actor: Actor) -> None:
         if actor.role is Role.PATIENT:
             raise Forbidden("This is the clinic's view of a record; open it from your records.")
-        relationship = self.care.relationship(actor, patient_id, at)
         authorise_ever(actor, Action.RECORDS_READ)
+
+    def _may_read(self, actor: Actor, patient_id: UUID, at: datetime) -> None:
+        self._may_ever_read(actor)
+        relationship = self.care.relationship(actor, patient_id, at)
         authorise(actor, Action.RECORDS_READ, PatientResource(patient_id, relationship))
 
     def _clinic_for(self, actor: Actor, clinic_id: Any) -> str:

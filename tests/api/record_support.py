@@ -62,3 +62,11 @@ def settle(container: Any) -> None:
     runner = next(r for r in container.runners if r.projection.name == "patient_records")
     with psycopg.connect(container.database.url, autocommit=True) as conn:
         runner.catch_up(conn)
+
+
+def outbox(container: Any, account_id: str) -> list[dict[str, Any]]:
+    """The messages planned for an account that say something new is in its record."""
+    with container.identity.factory.datastore.get_connection() as conn:
+        return conn.execute("SELECT kind, payload::text AS payload FROM carebridge.outbox"
+                            " WHERE account_id = %s AND kind LIKE %s ORDER BY created_at",
+                            (account_id, "%_available")).fetchall()

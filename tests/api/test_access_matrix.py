@@ -276,6 +276,29 @@ MATRIX: dict[tuple[str, str], str] = {
                                                          "A   F   F   N   N   N   N   N   N   N   N",
     ("GET", "/v1/staff/appointments/{appointment_id}/pre-consultation"):
                                                          "A   N   N   F   F   N   F   F   N   N   N",
+    # Medical records. The patient's record (released records only), care plans and access
+    # report: the patient, or a proxy with the records scope; the care team reads them too,
+    # and nobody here is in Ada's care team. The record in the path is made up (not found).
+    # The clinic's side: the care team's doctors and nurses enter, correct, annotate and
+    # release; clinical staff in the care team read. Clinic administrators import.
+    ("GET", "/v1/me/records"):                           "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/patients/{patient_id}/records"):        "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/records/{record_id}"):                  "A   F   F   F   F   N   F   F   N   N   N",
+    ("GET", "/v1/me/care-plans"):                        "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/patients/{patient_id}/care-plans"):     "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/me/record-access"):                     "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/patients/{patient_id}/record-access"):  "A   Y   N   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/staff/patients/{patient_id}/records"): "A   N   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/staff/patients/{patient_id}/records"):  "A   N   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/staff/records/{record_id}"):            "A   N   N   F   F   N   F   F   N   N   N",
+    ("PUT", "/v1/staff/records/{record_id}"):            "A   N   N   F   F   N   N   N   N   N   N",
+    ("POST", "/v1/staff/records/{record_id}/release"):   "A   N   N   F   F   N   N   N   N   N   N",
+    ("POST", "/v1/staff/records/{record_id}/notes"):     "A   N   N   F   F   N   N   N   N   N   N",
+    ("POST", "/v1/staff/records/{record_id}/entered-in-error"):
+                                                         "A   N   N   F   F   N   N   N   N   N   N",
+    ("GET", "/v1/staff/clinics/{clinic_id}/records-to-release"):
+                                                         "A   N   N   Y   Y   N   N   N   N   N   N",
+    ("POST", "/v1/admin/record-import"):                 "A   N   N   N   N   N   N   N   N   Y   N",
     # The pre-call check: anyone signed in. The offer sent is not SDP; the check is made up.
     ("GET", "/v1/connection-checks/ice-servers"):        "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("POST", "/v1/connection-checks"):                   "A   V   V   V   V   V   V   V   V   V   V",
@@ -334,6 +357,7 @@ class Requests:
                                request_id=NOBODYS_ID, medication_id="amlodipine",
                                pharmacy_id="high-street", handoff_id=NOBODYS_ID,
                                document_id=NOBODYS_ID, upload_id=NOBODYS_ID,
+                               record_id=NOBODYS_ID,
                                form_id="pre-consultation",
                                device_id="a-device", entry_id=NOBODYS_ID,
                                feed_file="a-made-up-feed-token-nobody-holds.ics",
@@ -425,6 +449,16 @@ class Requests:
             "/v1/staff/documents/{document_id}/reject": {"reason_code": "unreadable_image"},
             "/v1/staff/documents/{document_id}/action-required": {"note": "Upload page 2 too"},
             "/v1/staff/documents/{document_id}/notes": {"note": "Called the patient"},
+            "/v1/staff/patients/{patient_id}/records": {
+                "kind": "lab_result", "code": "hba1c", "clinic_id": "riverside",
+                "content": {"observations": [{"name": "HbA1c", "value": 40,
+                                              "unit": "mmol/mol"}]}},
+            "/v1/staff/records/{record_id}": {"content": {"observations": [
+                {"name": "HbA1c", "value": 41, "unit": "mmol/mol"}]}, "reason": "Corrected."},
+            "/v1/staff/records/{record_id}/notes": {"note": "Called the laboratory"},
+            "/v1/staff/records/{record_id}/entered-in-error": {"reason": "Wrong patient"},
+            "/v1/admin/record-import": {"clinic_id": "riverside", "bundle": {
+                "resourceType": "Bundle", "type": "collection", "entry": []}},
             "/v1/admin/medication-import": {"clinic_id": "riverside", "format": "csv",
                                             "content": "patient_id,medication_id\n"},
             "/v1/admin/pharmacies/{pharmacy_id}": {

@@ -22,6 +22,7 @@ from tests.api.record_support import (
     hba1c,
     my_records,
     note,
+    outbox,
     release,
     settle,
 )
@@ -40,13 +41,6 @@ def ada_and_doctor(client, container, clock, sign_up, staff_member):
     ada, doctor = sign_up(), staff_member("doctor")
     in_care_team(container, clock, ada["account_id"], doctor["account_id"])
     return ada, doctor
-
-
-def outbox(container: Any, account_id: str) -> list[dict[str, Any]]:
-    with container.identity.factory.datastore.get_connection() as conn:
-        return conn.execute("SELECT kind, payload::text AS payload FROM carebridge.outbox"
-                            " WHERE account_id = %s AND kind LIKE %s ORDER BY created_at",
-                            (account_id, "%_available")).fetchall()
 
 
 def test_a_released_result_reads_in_plain_words_and_its_internal_note_never_shows(
@@ -310,3 +304,77 @@ def test_bad_filters_are_named(client, ada_and_doctor):
                         ("?since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z", "until")):
         problem = assert_problem(client.get(f"/v1/me/records{query}", headers=auth(ada)), 422)
         assert field_names(problem) == {name}, query
+
+
+def test_a_video_consultations_follow_up_is_in_the_record_and_its_internal_notes_are_not(
+        client, container, clock, sign_up, staff_member):
+    from tests.api.consultation_support import START, at, join, video_visit
+
+    visit = video_visit(client, container, sign_up, staff_member)
+    patient, doctor = visit["patient"], visit["doctor"]
+    at(client, clock, START - timedelta(minutes=5), patient, doctor)
+    consultation_id = join(client, visit).json()["consultation_id"]
+    path = f"/v1/staff/consultations/{consultation_id}"
+    assert client.post(f"{path}/end", headers=auth(doctor),
+                       json={"outcome": "technical_failure"}).status_code == 200
+    written = client.put(f"{path}/summary", headers=auth(doctor), json={
+        "follow_up_instructions": "Rest, drink plenty, and book again if no better in a week.",
+        "internal_notes": f"{MARKER} consider referral"})
+    assert written.status_code == 200, written.text
+    settle(container)
+    [summary] = my_records(client, patient, query="?kind=appointment_summary")
+    detail = client.get(f"/v1/records/{summary['record_id']}", headers=auth(patient))
+    assert detail.json()["follow_up"].startswith("Rest, drink plenty")
+    assert detail.json()["appointment_id"] == visit["appointment_id"]
+    assert MARKER not in detail.text
+    rewritten = client.put(f"{path}/summary", headers=auth(doctor), json={
+        "follow_up_instructions": "Rest and book again if no better in five days.",
+        "internal_notes": f"{MARKER} consider referral"})
+    assert rewritten.status_code == 200, rewritten.text
+    settle(container)
+    again = client.get(f"/v1/records/{summary['record_id']}", headers=auth(patient)).json()
+    assert again["follow_up"].startswith("Rest and book again")
+    assert again["earlier_versions"][0]["title"] == summary["title"]
+
+
+def test_an_import_from_the_clinics_system_files_results_once_and_corrections_as_amendments(
+        client, container, clock, sign_up, staff_member):
+    import json
+
+    from tests.domain.test_record_import import ADA, INTERNAL, clinic_export, immunization
+
+    ada, admin = sign_up(), staff_member("clinic_admin")
+    export = json.loads(json.dumps(clinic_export()).replace(str(ADA), ada["account_id"]))
+
+    def send(bundle: dict[str, Any]) -> Any:
+        return client.post("/v1/admin/record-import", headers=auth(admin),
+                           json={"clinic_id": "riverside", "bundle": bundle})
+
+    first = send(export)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"entries": 4, "created": 4, "revised": 0, "unchanged": 0}
+    assert send(export).json() == {"entries": 4, "created": 0, "revised": 0, "unchanged": 4}
+    settle(container)
+    # Letters and vaccinations at once; results after the delay for their test type (24 h).
+    shown = {r["kind"] for r in client.get("/v1/me/records", headers=auth(ada)).json()["records"]}
+    assert shown == {"vaccination", "referral_letter"}
+    assert INTERNAL not in client.get("/v1/me/records", headers=auth(ada)).text
+
+    corrected = json.loads(json.dumps(export).replace('"lotNumber": "FLU-2026-118"',
+                                                      '"lotNumber": "FLU-2026-119"'))
+    assert send(corrected).json()["revised"] == 1
+    settle(container)
+    [vaccination] = my_records(client, ada, query="?kind=vaccination")
+    assert vaccination["amended"] is True
+    detail = client.get(f"/v1/records/{vaccination['record_id']}", headers=auth(ada)).json()
+    assert detail["batch"] == "FLU-2026-119"
+    assert detail["amendment_reason"] == "The clinic's records system sent a corrected version."
+
+    stranger = json.loads(json.dumps(immunization(identifier=[{"value": "imm-99"}])).replace(
+        str(ADA), "00000000-0000-4000-8000-0000000000e2"))
+    refused = send({"resourceType": "Bundle", "type": "collection",
+                    "entry": [{"resource": stranger}]})
+    assert field_names(assert_problem(refused, 422)) == {"entry[0].resource.patient.reference"}
+    nurse = staff_member("nurse")
+    assert_problem(client.post("/v1/admin/record-import", headers=auth(nurse), json={
+        "clinic_id": "riverside", "bundle": export}), 403)
