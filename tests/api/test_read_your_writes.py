@@ -8,7 +8,10 @@ from tests.api.care_support import in_care_team
 from tests.api.support import assert_problem, auth, field_names
 
 PROJECTED_READS = ["/v1/me/consents", "/v1/me/consents/history",
-                   "/v1/consent-texts/telemedicine", "/v1/staff/patients/{patient_id}/consents"]
+                   "/v1/consent-texts/telemedicine", "/v1/staff/patients/{patient_id}/consents",
+                   "/v1/me/records", "/v1/patients/{patient_id}/records", "/v1/me/care-plans",
+                   "/v1/patients/{patient_id}/care-plans",
+                   "/v1/records/00000000-0000-4000-8000-0000000000e2"]
 
 
 @pytest.mark.parametrize("path", PROJECTED_READS)
