@@ -182,7 +182,7 @@ class Settings(BaseSettings):
         "after an issue the same medication may be requested again.")
     # ---- medical records --------------------------------------------------------------------
     result_release_delays: dict[str, float | None] = Field(
-        default_factory=dict, description="Hours after which a record is shown to the patient "
+        {}, description="Hours after which a record is shown to the patient "
         "on its own, by kind (`lab_result`) or by test type (`lab_result:hba1c`); `null`: only "
         "when a clinician releases it. JSON, merged over the defaults: lab results 48 hours; "
         "HIV, histology, biopsy, cytology, genetic and PSA results by a clinician only; "
