@@ -384,6 +384,12 @@ async def _caught_up(request: Request[Any, Any, State], pool: AsyncConnectionPoo
                             container.settings.read_your_writes_timeout_ms)
 
 
+def _zone(container: Container, row: dict[str, Any], default: ZoneInfo) -> ZoneInfo:
+    """A record's times are shown in the zone of its clinic (else the network's)."""
+    clinic = container.records.clinics(row["clinic_id"])
+    return getattr(clinic, "zone", None) or default
+
+
 def _who(actor_ref: str, patient_id: UUID, container: Container) -> tuple[str, str | None, bool]:
     """(name, role, on the patient's behalf) for an actor ref as events write it."""
     if actor_ref == "system":
@@ -419,7 +425,8 @@ class PatientRecordController(Controller):
             await _may_read(conn, actor, patient_id, now)
             rows = await patient_records(conn, patient_id, after=after, limit=limit, **filters)
             await record_access_async(conn, actor.ref, patient_id, "record_list", patient_id, now)
-        return RecordPage([_summary(r, zone) for r in rows], _next_cursor(rows, limit))
+        return RecordPage([_summary(r, _zone(container, r, zone)) for r in rows],
+                          _next_cursor(rows, limit))
 
     @get("/me/records", summary="My records: results, letters, vaccinations, care plans, uploads")
     async def mine(self, request: Request[Any, Any, State], actor: NamedDependency[Actor],
@@ -481,17 +488,17 @@ class PatientRecordController(Controller):
             resource = "document" if row["kind"] == DOCUMENT_KIND else "record"
             await record_access_async(conn, actor.ref, row["patient_id"], resource, record_id,
                                       now)
-        return _detail(row, zone)
+        return _detail(row, _zone(container, row, zone))
 
     async def _plans(self, actor: Actor, patient_id: UUID, read_pool: AsyncConnectionPool,
-                     zone: ZoneInfo, now: datetime) -> list[CarePlanView]:
+                     container: Container, zone: ZoneInfo,
+                     now: datetime) -> list[CarePlanView]:
         async with read_pool.connection() as conn:
             await _may_read(conn, actor, patient_id, now)
             rows = await patient_records(conn, patient_id, kind=Kind.CARE_PLAN.value,
                                          limit=PAGE_MAX)
             await record_access_async(conn, actor.ref, patient_id, "record_list", patient_id, now)
-        today = now.astimezone(zone).date()
-        return [_care_plan(r, today) for r in rows]
+        return [_care_plan(r, now.astimezone(_zone(container, r, zone)).date()) for r in rows]
 
     @get("/me/care-plans", summary="My care plans for long-term conditions")
     async def my_plans(self, request: Request[Any, Any, State], actor: NamedDependency[Actor],
@@ -499,7 +506,7 @@ class PatientRecordController(Controller):
                        container: NamedDependency[Container], zone: NamedDependency[ZoneInfo],
                        now: NamedDependency[datetime]) -> list[CarePlanView]:
         await _caught_up(request, read_pool, container)
-        return await self._plans(actor, actor.account_id, read_pool, zone, now)
+        return await self._plans(actor, actor.account_id, read_pool, container, zone, now)
 
     @get("/patients/{patient_id:uuid}/care-plans",
          summary="The care plans of someone I act for")
@@ -510,7 +517,7 @@ class PatientRecordController(Controller):
                           zone: NamedDependency[ZoneInfo],
                           now: NamedDependency[datetime]) -> list[CarePlanView]:
         await _caught_up(request, read_pool, container)
-        return await self._plans(actor, patient_id, read_pool, zone, now)
+        return await self._plans(actor, patient_id, read_pool, container, zone, now)
 
     async def _report(self, actor: Actor, patient_id: UUID, read_pool: AsyncConnectionPool,
                       container: Container, zone: ZoneInfo, now: datetime, cursor: int | None,

@@ -378,3 +378,33 @@ def test_an_import_from_the_clinics_system_files_results_once_and_corrections_as
     nurse = staff_member("nurse")
     assert_problem(client.post("/v1/admin/record-import", headers=auth(nurse), json={
         "clinic_id": "riverside", "bundle": export}), 403)
+
+
+def test_times_are_shown_in_the_clinics_zone_across_the_clock_change(
+        client, container, clock, sign_up, staff_member):
+    """Riverside is in London. A result taken just before the clocks went forward reads in GMT,
+    one just after in BST; a care plan whose review is on 1 July is due at 00:30 BST on that
+    day, while it is still 30 June in UTC."""
+    from datetime import UTC, datetime
+
+    from tests.api.visits_support import open_riverside
+
+    doctor = open_riverside(container, staff_member)["doctor"]
+    ada = sign_up()
+    in_care_team(container, clock, ada["account_id"], doctor["account_id"], days=400)
+    for taken in ("2026-03-29T00:30:00+00:00", "2026-03-29T01:30:00+00:00"):
+        entered(client, doctor, ada["account_id"], release_now=True, occurred_at=taken)
+    settle(container)
+    local = sorted(r["occurred_at_local"] for r in my_records(client, ada))
+    assert local == ["2026-03-29T00:30:00+00:00", "2026-03-29T02:30:00+01:00"]
+
+    entered(client, doctor, ada["account_id"], kind="care_plan", code=None, title=None,
+            content={"condition": "Asthma", "goals": ["No night-time symptoms"],
+                     "review_on": "2027-07-01"})
+    settle(container)
+    for now, due in ((datetime(2027, 6, 30, 22, 59, tzinfo=UTC), False),
+                     (datetime(2027, 6, 30, 23, 30, tzinfo=UTC), True)):
+        clock.now = now
+        ada = signed_in_again(client, container, ada)
+        [plan] = client.get("/v1/me/care-plans", headers=auth(ada)).json()
+        assert plan["review_due"] is due, now
