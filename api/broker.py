@@ -1,7 +1,9 @@
 """Background work with dramatiq: Redis in production, an in-process broker and worker locally.
 
 Actors are registered here against the chosen broker (dramatiq binds an actor to a broker when
-it is declared), and their code lives next to what they deliver.
+it is declared), and their code lives next to what they deliver: `deliver_notification` is the
+outbox's `deliver` (commands/outbox.py). Its retries are the outbox's (backoff kept in the row),
+not dramatiq's: a message that failed is queued again by the dispatcher when it is due.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from api.settings import Settings
 from commands.housekeeping import purge_expired_idempotency_keys, purge_spent_webauthn_challenges
+from commands.outbox import OutboxDispatcher
 
 log = logging.getLogger("carebridge.worker")
 
@@ -37,7 +41,7 @@ class Tasks:
     """The actors of this deployment, bound to one broker."""
 
     def __init__(self, broker: dramatiq.Broker, database_url: str,
-                 uploads: Any | None = None) -> None:
+                 uploads: Any | None = None, outbox: OutboxDispatcher | None = None) -> None:
         def purge() -> None:
             removed = purge_expired_idempotency_keys(database_url)
             log.info("purged %d expired idempotency keys", removed)
@@ -61,6 +65,21 @@ class Tasks:
         self.purge_uploads: dramatiq.Actor[[], None] = dramatiq.Actor(
             purge_uploads, actor_name="purge_uploads", queue_name="housekeeping",
             priority=0, broker=broker, options={"max_retries": 3})
+
+        def deliver_notification(message_id: str) -> None:
+            if outbox is None:
+                raise LookupError("this worker has no outbox to deliver from")
+            outcome = outbox.deliver(UUID(message_id))
+            log.debug("notification %s: %s", message_id, outcome)
+
+        self.deliver_notification: dramatiq.Actor[[str], None] = dramatiq.Actor(
+            deliver_notification, actor_name="deliver_notification",
+            queue_name="notifications", priority=0, broker=broker,
+            options={"max_retries": 0})
+
+    def queue_notification(self, message_id: UUID) -> None:
+        """What the outbox dispatcher calls for each due row."""
+        self.deliver_notification.send(str(message_id))
 
 
 class InProcessWorker:

@@ -100,16 +100,18 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         click.echo(load_demo(container))
     container.start_projections()
     container.start_followers()
+    from api.broker import InProcessWorker, Tasks, create_broker
+
+    # Notifications go through the broker's actor, as in production (here in-process).
+    broker = create_broker(runtime.settings)
+    tasks = Tasks(broker, runtime.database.url, container.uploads, container.outbox)
+    container.outbox.queue = tasks.queue_notification
+    worker = InProcessWorker(broker, tasks, runtime.settings.worker_threads)
+    worker.start()
     container.start_outbox()
     if not runtime.settings.smtp_host:
         click.echo("Emails (confirmation links and sign-in codes) are written to "
                    f"{runtime.settings.mail_log_path or runtime.settings.data_dir / 'mail.log'}")
-    from api.broker import InProcessWorker, Tasks, create_broker
-
-    broker = create_broker(runtime.settings)
-    worker = InProcessWorker(broker, Tasks(broker, runtime.database.url, container.uploads),
-                             runtime.settings.worker_threads)
-    worker.start()
     try:
         _run_api(runtime, container, host, port)
     finally:
@@ -147,15 +149,17 @@ def api_only(host: str | None, port: int | None) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run dramatiq workers (Redis when BROKER_URL is set), the outbox dispatcher (emails and
-    texts) and the pharmacy handoff dispatcher until interrupted."""
+    """Run dramatiq workers (Redis when BROKER_URL is set), the outbox dispatcher (it hands due
+    notifications to the `deliver_notification` actor) and the pharmacy handoff dispatcher
+    until interrupted."""
     runtime = _runtime()
     from api.broker import InProcessWorker, Tasks, create_broker
 
     broker = create_broker(runtime.settings)
     container = runtime.container()  # the handoffs' outcomes are recorded on the requests
-    running = InProcessWorker(broker, Tasks(broker, runtime.database.url, container.uploads),
-                              runtime.settings.worker_threads)
+    tasks = Tasks(broker, runtime.database.url, container.uploads, container.outbox)
+    container.outbox.queue = tasks.queue_notification
+    running = InProcessWorker(broker, tasks, runtime.settings.worker_threads)
     running.start()
     container.start_outbox()
     click.echo(f"worker running with {runtime.settings.worker_threads} thread(s); Ctrl-C stops")

@@ -2,15 +2,20 @@
 
 A command that needs to tell someone something (a confirmation link, a sign-in code, a "new
 sign-in" notice) adds an outbox row in the same transaction as its events, so a message is
-sent if and only if the change happened. A dispatcher claims due rows (`FOR UPDATE SKIP
-LOCKED`, so several processes can share the work), sends each by email (SMTP, or locally a mail
-log), SMS (an HTTP gateway, or locally an SMS log) or push, and then erases the recipient and
-the content. What stays is the fact that a message of a kind went to an account, when, and how
-many attempts it took.
+sent if and only if the change happened. A dispatcher hands due rows to dramatiq actors (or
+sends them itself, `deliver_due`); a row is sent while locked (`FOR UPDATE SKIP LOCKED`, so
+several processes can share the work) by email (SMTP, or locally a mail log), SMS (an HTTP
+gateway, or locally an SMS log) or push (commands/push.py), and then its recipient and content
+are erased. What stays is the fact that a message of a kind went to an account, by which
+channel, when, and how many attempts it took.
 
-Messages never carry medical detail: every template here is about the account itself. Logs name
-message ids and kinds, never addresses, links or codes; the local mail and SMS logs hold only
-the link or code, which is what a developer needs to finish a flow on their machine.
+Account messages (codes, links, security notices) go where they were written for, at once.
+Every other kind is a care notification: at delivery the patient's communication preferences
+choose the channel, and their quiet hours hold it back (unless it cannot wait).
+
+Messages never carry medical detail, as they may show on a lock screen. Logs name message ids
+and kinds, never addresses, links or codes; the local mail and SMS logs hold only the link or
+code, which is what a developer needs to finish a flow on their machine.
 """
 
 from __future__ import annotations
@@ -22,18 +27,23 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from commands.eventstore import ListeningWorker, Statement
+from domain.access import Actor
+from domain.errors import Conflict, Forbidden, NotFound
+from domain.identity import Role
+from domain.profiles import CommunicationPreferences, in_quiet_hours
 
 log = logging.getLogger("carebridge.outbox")
 
@@ -41,6 +51,17 @@ OUTBOX = "carebridge.outbox"
 CHANNEL = "carebridge_outbox"
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
+QUEUE_LEASE = timedelta(minutes=5)
+# Messages about the account itself, and messages to someone who is not the account holder (a
+# patient's emergency contact): they go where they were written for, whatever the hour.
+ACCOUNT_KINDS = frozenset({"verify_email", "sign_in_code", "step_up_code", "password_reset",
+                           "new_sign_in", "password_changed", "proxy_invitation",
+                           "emergency_contact_alert"})
+# Care notifications that are useless later: quiet hours do not hold them back.
+TIME_CRITICAL = frozenset({"clinician_joined", "video_join_reminder"})
+# A care notification goes by the first of the patient's chosen channels that reaches them.
+ROUTING_ORDER = ("push", "sms", "email")
+NOTIFICATION_SUPPORT = frozenset({Role.CLINIC_ADMIN, Role.SUPPORT})
 
 
 @dataclass(frozen=True)
@@ -172,6 +193,20 @@ TEMPLATES: dict[str, Template] = {
         "Something new has been added to your CareBridge record. Open the app to read it:\n\n"
         "{link}\n",
         sms="CareBridge: something new has been added to your record. Open the app."),
+    # To the patient's emergency contact (not an account holder), by text: who is sharing and
+    # the link to their live location; nothing about their health.
+    "emergency_contact_alert": Template(
+        "{name} is sharing their location with you",
+        "{name} is sharing their live location with you through CareBridge because they may "
+        "need help. See where they are:\n\n{link}\n\nIf they are in danger, call the "
+        "emergency services.\n",
+        sms="CareBridge: {name} is sharing their live location with you and may need help. "
+            "See where they are: {link}"),
+    # The clinic answered in a conversation: never who, about what, or what it says.
+    "new_message": Template(
+        "You have a new message from your clinic",
+        "Your clinic has answered you in CareBridge. Open the app to read it:\n\n{link}\n",
+        sms="CareBridge: you have a new message from your clinic. Open the app to read it."),
     "waitlist_offer": Template(
         "An earlier appointment is available",
         "An earlier appointment is available. Open the app within {minutes} minutes to take "
@@ -301,16 +336,88 @@ class SmsGateway:
                 raise OSError(f"SMS gateway answered {response.status}")
 
 
+@dataclass(frozen=True)
+class Contacts:
+    """Where an account can be reached, read at delivery time (they may have changed)."""
+
+    email: str | None = None
+    mobile_phone: str | None = None
+
+
+PreferencesOf = Callable[[UUID], CommunicationPreferences | None]
+ContactsOf = Callable[[UUID], Contacts]
+
+
+def is_care_notification(kind: str) -> bool:
+    return kind not in ACCOUNT_KINDS
+
+
+def choose_channel(preferences: CommunicationPreferences | None, contacts: Contacts,
+                   has_push_device: bool) -> tuple[str, str] | None:
+    """The channel and recipient of a care notification: the first of the patient's chosen
+    channels that can reach them (push with a registered device, then SMS with a mobile
+    number, then email); None keeps the channel the message was written for."""
+    if preferences is None:
+        return None
+    for channel in ROUTING_ORDER:
+        if channel not in preferences.channels:
+            continue
+        if channel == "push" and has_push_device:
+            return "push", "devices"
+        if channel == "sms" and contacts.mobile_phone:
+            return "sms", contacts.mobile_phone
+        if channel == "email" and contacts.email:
+            return "email", contacts.email
+    return None
+
+
+def quiet_until(preferences: CommunicationPreferences | None, at: datetime) -> datetime | None:
+    """When the patient's quiet hours around `at` end (UTC), or None if `at` is not in them.
+    The end is wall-clock time in the patient's zone, so it moves with the clocks."""
+    if not in_quiet_hours(preferences, at):
+        return None
+    assert preferences is not None and preferences.quiet_hours is not None
+    quiet = preferences.quiet_hours
+    zone, end = ZoneInfo(quiet.zone or "UTC"), time.fromisoformat(quiet.end or "00:00")
+    day = at.astimezone(zone).date()
+    ends = [candidate
+            for days in (0, 1, 2) for fold in (0, 1)
+            if (candidate := datetime.combine(day + timedelta(days=days), end, tzinfo=zone)
+                .replace(fold=fold).astimezone(UTC)) > at and not quiet.includes(candidate)]
+    return min(ends)
+
+
+_COLUMNS = ("message_id, account_id, channel, kind, recipient, payload, attempts, delivered_at,"
+            " failed_at, withdrawn_at, not_before, next_attempt_at")
+_DUE = ("delivered_at IS NULL AND failed_at IS NULL AND withdrawn_at IS NULL"
+        " AND (not_before IS NULL OR not_before <= %(now)s)"
+        " AND (attempts = 0 OR next_attempt_at <= %(now)s)")
+
+
 class OutboxDispatcher(ListeningWorker):
-    """Sends due outbox messages: `deliver_due()` once, or `start()` a thread that waits for
-    new messages (LISTEN) and retries failed ones with backoff."""
+    """Delivers due outbox messages. With `queue` set (the worker process sets it to send a
+    dramatiq message), the thread `start()` runs hands each due row to the broker and notes it
+    (`queued_at`; after `lease` an unprocessed row is queued again) and the actor calls
+    `deliver(message_id)`. Without it, or through `deliver_due()`, it sends them itself.
+
+    Either way a row is sent while it is locked (`FOR UPDATE SKIP LOCKED`) and marked delivered
+    in the same transaction, so a redelivered message finds it sent. A crash between the
+    provider's acceptance and the commit sends it again with the same message id, which
+    providers use to drop the duplicate."""
 
     channel, thread_name = CHANNEL, "outbox"
 
     def __init__(self, database_url: str, senders: dict[str, Sender],
-                 poll_seconds: float = 5.0) -> None:
+                 poll_seconds: float = 5.0, *, preferences: PreferencesOf | None = None,
+                 contacts: ContactsOf | None = None,
+                 queue: Callable[[UUID], object] | None = None,
+                 lease: timedelta = QUEUE_LEASE,
+                 clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(database_url, poll_seconds)
         self.senders = senders
+        self.preferences, self.contacts = preferences, contacts
+        self.queue, self.lease = queue, lease
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     def deliver_due(self, limit: int = 100) -> int:
         """Sends up to `limit` due messages, each in its own transaction; returns how many
@@ -319,57 +426,203 @@ class OutboxDispatcher(ListeningWorker):
         with psycopg.connect(self.url, autocommit=False, row_factory=dict_row) as conn:
             for _ in range(limit):
                 with conn.transaction():
+                    now = self.clock()
                     row = conn.execute(
-                        f"SELECT message_id, account_id, channel, kind, recipient, payload,"
-                        f" attempts FROM {OUTBOX} WHERE delivered_at IS NULL AND failed_at IS NULL"
-                        " AND withdrawn_at IS NULL"
-                        " AND (not_before IS NULL OR not_before <= now())"
-                        " AND (attempts = 0 OR next_attempt_at <= now())"
-                        " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED").fetchone()
+                        f"SELECT {_COLUMNS} FROM {OUTBOX} WHERE {_DUE}"
+                        " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                        {"now": now}).fetchone()
                     if row is None:
                         return delivered
-                    delivered += self._deliver(conn, row)
+                    delivered += self._process(conn, row, now) == "delivered"
         return delivered
 
-    def _deliver(self, conn: psycopg.Connection[Any], row: dict[str, Any]) -> int:
+    def deliver(self, message_id: UUID) -> str:
+        """The actor's work for one message: `delivered`, `deferred` (quiet hours), `retry`
+        (failed, due again later), `failed` (the last attempt failed), `done` (already
+        delivered, given up or withdrawn: a redelivered message), `busy` (another worker holds
+        it) or `not_due`."""
+        with psycopg.connect(self.url, autocommit=False, row_factory=dict_row) as conn, \
+                conn.transaction():
+            now = self.clock()
+            row = conn.execute(f"SELECT {_COLUMNS} FROM {OUTBOX} WHERE message_id = %(id)s"
+                               " FOR UPDATE SKIP LOCKED", {"id": message_id}).fetchone()
+            if row is None:
+                return "busy"
+            if row["delivered_at"] or row["failed_at"] or row["withdrawn_at"]:
+                return "done"
+            not_before = row["not_before"]
+            if (not_before is not None and not_before > now) or \
+                    (row["attempts"] and row["next_attempt_at"] > now):
+                return "not_due"
+            return self._process(conn, row, now)
+
+    def queue_due(self, limit: int = 100) -> int:
+        """Hands due rows that are not already queued (or whose lease ran out) to `queue`;
+        returns how many. The rows are marked first and queued after the commit, so an actor
+        never finds its row still locked by the dispatcher."""
+        assert self.queue is not None, "queue_due needs a queue (the dramatiq actor's send)"
+        queued = 0
+        while True:
+            now = self.clock()
+            with psycopg.connect(self.url, autocommit=False) as conn, conn.transaction():
+                ids = [row[0] for row in conn.execute(
+                    f"SELECT message_id FROM {OUTBOX} WHERE {_DUE}"
+                    " AND (queued_at IS NULL OR queued_at <= %(stale)s)"
+                    " ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
+                    {"now": now, "stale": now - self.lease, "limit": limit})]
+                conn.execute(f"UPDATE {OUTBOX} SET queued_at = %s WHERE message_id = ANY(%s)",
+                             (now, ids))
+            for message_id in ids:
+                self.queue(message_id)
+            queued += len(ids)
+            if len(ids) < limit:
+                return queued
+
+    def work(self) -> int:
+        return self.queue_due() if self.queue is not None else self.deliver_due()
+
+    def _process(self, conn: psycopg.Connection[Any], row: dict[str, Any],
+                 now: datetime) -> str:
+        """Sends one locked row, or defers it for quiet hours; says which (see `deliver`)."""
         message = Outgoing(row["message_id"], row["account_id"], row["channel"], row["kind"],
                            row["recipient"], dict(row["payload"] or {}))
         attempts = row["attempts"] + 1
-        sender = self.senders.get(message.channel)
         try:
+            message, deferred_to = self._route(message, now)
+            if deferred_to is not None:
+                conn.execute(
+                    f"UPDATE {OUTBOX} SET not_before = %s, queued_at = NULL,"
+                    " deferred_count = deferred_count + 1 WHERE message_id = %s",
+                    (deferred_to, message.message_id))
+                log.info("outbox message %s (%s) deferred to the end of quiet hours",
+                         message.message_id, message.kind)
+                return "deferred"
+            sender = self.senders.get(message.channel)
             if sender is None:
                 raise LookupError(f"no delivery configured for {message.channel}")
-            sender.send(message)
+            self._send(sender, message)
         except Exception as error:
             give_up = attempts >= MAX_ATTEMPTS
             conn.execute(
-                f"UPDATE {OUTBOX} SET attempts = %s, last_error = %s,"
-                " next_attempt_at = now() + %s,"
-                " failed_at = CASE WHEN %s THEN now() END,"
-                " recipient = CASE WHEN %s THEN NULL ELSE recipient END,"
-                " payload = CASE WHEN %s THEN NULL ELSE payload END"
-                " WHERE message_id = %s",
-                (attempts, type(error).__name__, FIRST_RETRY * 2 ** (attempts - 1), give_up,
-                 give_up, give_up, message.message_id))
+                f"UPDATE {OUTBOX} SET attempts = %s, last_error = %s, channel = %s,"
+                " next_attempt_at = %s, queued_at = NULL,"
+                " failed_at = CASE WHEN %s THEN %s::timestamptz END WHERE message_id = %s",
+                (attempts, type(error).__name__, message.channel,
+                 now + FIRST_RETRY * 2 ** (attempts - 1), give_up, now, message.message_id))
             log.warning("outbox message %s (%s by %s) not delivered, attempt %d: %s",
                         message.message_id, message.kind, message.channel, attempts,
                         type(error).__name__)
-            return 0
+            return "failed" if give_up else "retry"
         conn.execute(
-            f"UPDATE {OUTBOX} SET attempts = %s, delivered_at = now(), recipient = NULL,"
-            " payload = NULL, last_error = NULL WHERE message_id = %s",
-            (attempts, message.message_id))
+            f"UPDATE {OUTBOX} SET attempts = %s, delivered_at = %s, channel = %s,"
+            " recipient = NULL, payload = NULL, last_error = NULL, queued_at = NULL"
+            " WHERE message_id = %s", (attempts, now, message.channel, message.message_id))
         log.info("outbox message %s (%s by %s) delivered", message.message_id, message.kind,
                  message.channel)
-        return 1
+        return "delivered"
 
-    def work(self) -> int:
-        return self.deliver_due()
+    def _route(self, message: Outgoing, now: datetime) -> tuple[Outgoing, datetime | None]:
+        """A care notification goes by the patient's preferred channel, after quiet hours
+        (unless it cannot wait); account messages keep the channel they were written for."""
+        if not is_care_notification(message.kind) or message.account_id is None \
+                or self.preferences is None:
+            return message, None
+        preferences = self.preferences(message.account_id)
+        if message.kind not in TIME_CRITICAL:
+            until = quiet_until(preferences, now)
+            if until is not None:
+                return message, until
+        contacts = self.contacts(message.account_id) if self.contacts else Contacts()
+        push = self.senders.get("push")
+        reaches = getattr(push, "reaches", None)
+        chosen = choose_channel(preferences, contacts,
+                                bool(reaches and reaches(message.account_id)))
+        if chosen is None:
+            return message, None
+        channel, recipient = chosen
+        return replace(message, channel=channel, recipient=recipient), None
+
+    def _send(self, sender: Sender, message: Outgoing) -> None:
+        """The one place a message leaves CareBridge."""
+        sender.send(message)
 
 
-def senders_from(settings: Any, data_dir: Path) -> dict[str, Sender]:
+@dataclass(frozen=True)
+class NotificationStatus:
+    """A notification as support sees it: never its recipient or its content."""
+
+    message_id: UUID
+    kind: str
+    channel: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+    failed_at: datetime | None
+    delivered_at: datetime | None
+    retried_at: datetime | None
+
+
+_STATUS = ("SELECT message_id, kind, channel, attempts, last_error, created_at, next_attempt_at,"
+           f" failed_at, delivered_at, retried_at FROM {OUTBOX}")
+
+
+class FailedNotifications:
+    """Notifications given up on, for clinic administrators and support, and sending one
+    again."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+
+    def failed(self, actor: Actor, limit: int = 100) -> list[NotificationStatus]:
+        _may_see_notifications(actor)
+        with psycopg.connect(self.url, row_factory=dict_row) as conn:
+            rows = conn.execute(f"{_STATUS} WHERE failed_at IS NOT NULL"
+                                " ORDER BY failed_at DESC, message_id LIMIT %s",
+                                (max(1, min(limit, 500)),)).fetchall()
+        return [NotificationStatus(**row) for row in rows]
+
+    def retry(self, message_id: UUID, actor: Actor, at: datetime) -> NotificationStatus:
+        """Puts a failed notification back in the outbox with a fresh count of attempts. One
+        already back in the queue stays as it is (a repeated click does nothing)."""
+        _may_see_notifications(actor)
+        with psycopg.connect(self.url, row_factory=dict_row) as conn, conn.transaction():
+            row = conn.execute(f"SELECT delivered_at, failed_at, withdrawn_at, payload FROM"
+                               f" {OUTBOX} WHERE message_id = %s FOR UPDATE",
+                               (message_id,)).fetchone()
+            if row is None:
+                raise NotFound("There is no such notification.")
+            if row["delivered_at"] is not None:
+                raise Conflict("This notification was delivered; there is nothing to send "
+                               "again.")
+            if row["withdrawn_at"] is not None:
+                raise Conflict("This notification was withdrawn (what it was about changed); "
+                               "it will not be sent.")
+            if row["failed_at"] is not None:
+                if row["payload"] is None:
+                    raise Conflict("This notification's content was erased; it cannot be sent "
+                                   "again.")
+                conn.execute(f"UPDATE {OUTBOX} SET failed_at = NULL, attempts = 0,"
+                             " next_attempt_at = %s, not_before = NULL, queued_at = NULL,"
+                             " retried_at = %s WHERE message_id = %s", (at, at, message_id))
+                conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+                log.info("outbox message %s sent back to the queue by %s", message_id,
+                         actor.ref)
+            status = conn.execute(f"{_STATUS} WHERE message_id = %s", (message_id,)).fetchone()
+        assert status is not None  # locked above
+        return NotificationStatus(**status)
+
+
+def _may_see_notifications(actor: Actor) -> None:
+    if actor.role not in NOTIFICATION_SUPPORT:
+        raise Forbidden("Only clinic administrators and support see failed notifications.")
+
+
+def senders_from(settings: Any, data_dir: Path,
+                 database_url: str | None = None) -> dict[str, Sender]:
     """Email by SMTP when a host is configured, otherwise to the local mail log; SMS through
-    the gateway when configured, otherwise to the local SMS log."""
+    the gateway when configured, otherwise to the local SMS log; push (given the database that
+    holds the devices) through FCM and APNs when configured, otherwise to the local push log."""
     email: Sender
     if settings.smtp_host:
         email = SmtpSender(settings.smtp_host, settings.smtp_port, settings.mail_from,
@@ -385,7 +638,12 @@ def senders_from(settings: Any, data_dir: Path) -> dict[str, Sender]:
                          if settings.sms_gateway_token else None)
     else:
         sms = LocalLog(settings.sms_log_path or data_dir / "sms.log")
-    return {"email": email, "sms": sms}
+    senders: dict[str, Sender] = {"email": email, "sms": sms}
+    if database_url is not None:
+        from commands.push import push_sender_from
+
+        senders["push"] = push_sender_from(settings, database_url, data_dir)
+    return senders
 
 
 def local_when(at: datetime, zone: Any, render: Callable[[datetime], str] | None = None) -> str:
