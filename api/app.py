@@ -31,9 +31,25 @@ from api.controllers.consultations import (
 )
 from api.controllers.day_lists import DayListController, VisitsController
 from api.controllers.documents import DocumentController, StaffDocumentController
+from api.controllers.emergency import (
+    EmergencyPageController,
+    EmergencyShareController,
+    ShareFeed,
+    StaffEmergencyController,
+    on_call_feed,
+    share_positions,
+)
 from api.controllers.feature_flags import FeatureFlagController, MyFeaturesController
 from api.controllers.forms import FormAdminController, FormController, StaffFormController
 from api.controllers.health import HealthController
+from api.controllers.messages import (
+    MessageFeed,
+    MessageRoutingController,
+    PatientMessageController,
+    StaffMessageController,
+    message_feed,
+)
+from api.controllers.notifications import NotificationAdminController, PushDeviceController
 from api.controllers.passkeys import PasskeyController
 from api.controllers.pharmacies import PharmacyController
 from api.controllers.prescriptions import (
@@ -54,6 +70,7 @@ from api.controllers.verification import MyVerificationController, SignInCodeCon
 from api.controllers.waitlist import WaitlistController
 from api.logs import request_id_middleware
 from api.problems import EXCEPTION_HANDLERS
+from commands.emergency import LivePositions
 from webrtc.console_routes import ConsoleController
 from webrtc.signaling import SignalRelay
 
@@ -98,6 +115,33 @@ def create_app(container: Container, token_secret: str,
         finally:
             await relay.stop()
 
+    @asynccontextmanager
+    async def live_messages(app: Litestar) -> AsyncIterator[None]:
+        # Changes to conversations, for this process's connected clients.
+        feed = MessageFeed(app.state.container.database.url)
+        await feed.start()
+        app.state.message_feed = feed
+        try:
+            yield
+        finally:
+            await feed.stop()
+
+    @asynccontextmanager
+    async def live_positions(app: Litestar) -> AsyncIterator[None]:
+        # Emergency shares' latest positions (never stored in PostgreSQL) and their viewers.
+        current: Container = app.state.container
+        positions = LivePositions(current.settings.emergency_position_seconds,
+                                  current.settings.broker_url)
+        await positions.start()
+        feed = ShareFeed(current.database.url, positions)
+        await feed.start()
+        app.state.positions = positions
+        try:
+            yield
+        finally:
+            await feed.stop()
+            await positions.stop()
+
     app = Litestar(
         route_handlers=[HealthController, AccountController, SecondFactorController, PasskeyController,
                         SignInCodeController, MyVerificationController,
@@ -115,8 +159,14 @@ def create_app(container: Container, token_secret: str,
                         PharmacyController, MedicationImportController,
                         DocumentController, StaffDocumentController, UploadController,
                         PatientRecordController, StaffRecordController, RecordImportController,
+                        PatientMessageController, StaffMessageController,
+                        MessageRoutingController, message_feed,
+                        EmergencyShareController, StaffEmergencyController,
+                        EmergencyPageController, share_positions, on_call_feed,
+                        PushDeviceController, NotificationAdminController,
                         FormController, FormAdminController, StaffFormController],
-        lifespan=[read_pool, signal_relay, run_connection_checks],
+        lifespan=[read_pool, signal_relay, live_messages, live_positions,
+                  run_connection_checks],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             request_id_middleware,

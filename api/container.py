@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from argon2 import PasswordHasher
@@ -20,11 +21,13 @@ from commands.care import CareAccessApplication
 from commands.consents import ConsentsApplication
 from commands.documents import DocumentsApplication
 from commands.email_links import EmailLinks
+from commands.emergency import EmergencyApplication, LinkSigner
 from commands.eventstore import CareApplication, CareFactory, EventStoreSettings
 from commands.feature_flags import FeatureFlagsApplication
 from commands.forms import FormsApplication
 from commands.identity import IdentityApplication
-from commands.outbox import OutboxDispatcher, senders_from
+from commands.messaging import MessagingApplication
+from commands.outbox import Contacts, OutboxDispatcher, senders_from
 from commands.passkeys import Passkeys, RelyingParty
 from commands.pharmacy import PharmacyDirectory, PharmacyHandoffDispatcher, adapters_from
 from commands.prescriptions import PrescriptionsApplication
@@ -38,10 +41,12 @@ from commands.telemedicine import TelemedicineApplication
 from commands.uploads import Uploads, uploads_from
 from commands.waitlist import WaitlistApplication
 from domain.consultations import Windows
+from domain.profiles import CommunicationPreferences
 from domain.schedule_types import StaticSchedule
 from projections.appointment_views import AppointmentViews
 from projections.base import Projection
 from projections.consents import ConsentViews
+from projections.message_views import PatientThreads
 from projections.prescription_analytics import PrescriptionAnalytics
 from projections.process_managers import ensure_follower_tracking, followers_for
 from projections.record_views import PatientRecords
@@ -57,9 +62,10 @@ APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, Consents
                                                    AppointmentsApplication, WaitlistApplication,
                                                    CalendarApplication, TelemedicineApplication,
                                                    PrescriptionsApplication, DocumentsApplication,
-                                                   FormsApplication, RecordsApplication)
+                                                   FormsApplication, RecordsApplication,
+                                                   MessagingApplication, EmergencyApplication)
 PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews,
-                                             PrescriptionAnalytics, PatientRecords)
+                                             PrescriptionAnalytics, PatientRecords, PatientThreads)
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:
@@ -131,13 +137,34 @@ def _construct(app_class: type[CareApplication], store: EventStoreSettings,
             lambda clinic_id: appointments.schedule.clinic(clinic_id))  # type: ignore[attr-defined]  # noqa: PLW0108
     if app_class is FormsApplication:
         return FormsApplication(store, built["care"], built["appointments"])  # type: ignore[arg-type]
+    return _construct_care(app_class, store, settings, built) or app_class(store)
+
+
+def _construct_care(app_class: type[CareApplication], store: EventStoreSettings,
+                    settings: Settings, built: dict[str, CareApplication]) -> CareApplication | None:
+    """The contexts that build on the others: records, messaging, emergency sharing."""
     if app_class is RecordsApplication:
         appointments = built["appointments"]
         return RecordsApplication(
             store, built["care"],  # type: ignore[arg-type]
             lambda clinic_id: appointments.schedule.clinic(clinic_id),  # type: ignore[attr-defined]  # noqa: PLW0108
             settings.result_release_delays)
-    return app_class(store)
+    if app_class is MessagingApplication:
+        # What a conversation may be about: each context's aggregates, by the context kind.
+        contexts = {"appointment": built["appointments"],
+                    "prescription_request": built["prescriptions"],
+                    "record": built["records"], "document": built["documents"]}
+        return MessagingApplication(
+            store, built["care"], contexts,  # type: ignore[arg-type]
+            built["profiles"].preferred_clinic,  # type: ignore[attr-defined]
+            settings.message_response_hours, built["feature_flags"])
+    if app_class is EmergencyApplication:
+        return EmergencyApplication(
+            store, built["care"], built["consents"], built["profiles"],  # type: ignore[arg-type]
+            built["feature_flags"], timedelta(minutes=settings.emergency_share_minutes),
+            timedelta(minutes=settings.emergency_share_max_minutes), settings.public_base_url,
+            LinkSigner(store.encryption_key.encode()))
+    return None
 
 
 def windows(settings: Settings) -> Windows:
@@ -193,8 +220,11 @@ class Container:
         self.sign_in = SignIn(self.identity, self.sessions, self.second_factor, self.settings,
                               has_passkeys=self.passkeys.has_passkeys)
         self.email_links = EmailLinks(self.identity, self.sessions, self.settings)
-        self.outbox = OutboxDispatcher(self.database.url,
-                                       senders_from(self.settings, self.settings.data_dir))
+        self.outbox = OutboxDispatcher(
+            self.database.url,
+            senders_from(self.settings, self.settings.data_dir, self.database.url),
+            preferences=self.communication_preferences, contacts=self.contacts,
+            lease=timedelta(seconds=self.settings.notification_queue_lease_seconds))
         self.pharmacies = PharmacyDirectory(
             self.identity.factory.datastore,  # type: ignore[attr-defined]
             allow_loopback_http=self.settings.mode is not Mode.PRODUCTION)
@@ -269,6 +299,14 @@ class Container:
         return self.applications["prescriptions"]  # type: ignore[return-value]
 
     @property
+    def emergency(self) -> EmergencyApplication:
+        return self.applications["emergency"]  # type: ignore[return-value]
+
+    @property
+    def messaging(self) -> MessagingApplication:
+        return self.applications["messaging"]  # type: ignore[return-value]
+
+    @property
     def records(self) -> RecordsApplication:
         return self.applications["records"]  # type: ignore[return-value]
 
@@ -283,6 +321,17 @@ class Container:
     @property
     def waitlist(self) -> WaitlistApplication:
         return self.applications["waitlist"]  # type: ignore[return-value]
+
+    def communication_preferences(self, account_id: UUID) -> CommunicationPreferences | None:
+        """The outbox's `preferences` hook: how a patient wants to hear from the clinic."""
+        return self.profiles._state(account_id).communication
+
+    def contacts(self, account_id: UUID) -> Contacts:
+        """The outbox's `contacts` hook: the account's email and the profile's mobile number."""
+        account = self.identity.find_account(account_id)
+        if account is None:
+            return Contacts()
+        return Contacts(account.email, self.profiles._state(account_id).contact.mobile_phone)
 
     def runner(self, name: str) -> ProjectionRunner:
         for runner in self.runners:

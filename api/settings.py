@@ -180,6 +180,50 @@ class Settings(BaseSettings):
     prescription_min_days_between_issues: int = Field(
         21, ge=1, le=365, description="Default for medications that name none: how many days "
         "after an issue the same medication may be requested again.")
+    # ---- secure messaging -------------------------------------------------------------------
+    message_response_hours: dict[str, float] = Field(
+        {}, description="Hours within which the clinic promises to answer a conversation, by "
+        "category (appointment, prescription, lab_result, billing, care_follow_up, general); "
+        "JSON, merged over the defaults 24, 48, 48, 120, 48 and 72. The patient is told the "
+        "promise; a thread past it shows as overdue in the team's queue.")
+    # ---- notification delivery ---------------------------------------------------------------
+    notification_queue_lease_seconds: int = Field(
+        300, ge=1, le=24 * 3600, description="A notification handed to the broker but not "
+        "processed within this many seconds (a lost message, a worker that died) is handed "
+        "over again. Delivery stays exactly-once: the outbox row is locked while it is sent.")
+    fcm_endpoint: str = Field("https://fcm.googleapis.com", description="Firebase Cloud "
+                              "Messaging HTTP v1 base URL (pushes to Android and web devices).")
+    fcm_project_id: str | None = Field(None, description="Firebase project id. Unset: pushes "
+                                       "to FCM devices go to the local push log.")
+    fcm_access_token: SecretStr | None = Field(
+        None, description="OAuth 2 bearer token for FCM (from the service account, renewed "
+        "outside CareBridge).")
+    apns_endpoint: str = Field("https://api.push.apple.com", description="APNs base URL "
+                               "(`https://api.sandbox.push.apple.com` for development builds). "
+                               "Spoken to over HTTP/2.")
+    apns_topic: str = Field("org.carebridge.app", description="APNs topic: the iOS app's "
+                            "bundle id.")
+    apns_key_path: Path | None = Field(None, description="The APNs signing key (.p8, PEM). "
+                                       "Unset: pushes to iOS devices go to the local push log.")
+    apns_key_id: str | None = Field(None, description="Key id of the APNs signing key.")
+    apns_team_id: str | None = Field(None, description="Apple developer team id.")
+    push_log_path: Path | None = Field(None, description="Local push log (one JSON line per "
+                                       "push: kind, account id and link). Default: push.log in "
+                                       "the data directory.")
+    # ---- emergency location sharing ----------------------------------------------------------
+    emergency_share_minutes: int = Field(
+        60, ge=5, le=720, description="How long an emergency location share lasts unless the "
+        "patient extends it (each extension adds as much again).")
+    emergency_share_max_minutes: int = Field(
+        240, ge=5, le=1440, description="The longest an emergency share can last, extensions "
+        "included; the emergency contact's link stops working then at the latest.")
+    emergency_position_seconds: int = Field(
+        300, ge=10, le=3600, description="How long the latest position of a share is kept (in "
+        "memory, or Redis with a broker) without a new one. Positions are never stored in "
+        "PostgreSQL.")
+    public_base_url: str = Field(
+        "http://localhost:8000", description="The address people outside the app reach this "
+        "API at: the emergency contact's location page links to it.")
     # ---- medical records --------------------------------------------------------------------
     result_release_delays: dict[str, float | None] = Field(
         {}, description="Hours after which a record is shown to the patient "
@@ -248,6 +292,19 @@ class Settings(BaseSettings):
             raise ValueError("must be base64 (for example: openssl rand -base64 32)") from None
         if len(raw) not in (16, 24, 32):
             raise ValueError("must decode to 16, 24 or 32 bytes (openssl rand -base64 32)")
+        return value
+
+    @field_validator("message_response_hours")
+    @classmethod
+    def _response_hours(cls, value: dict[str, float]) -> dict[str, float]:
+        from domain.messaging import Category
+
+        for key, hours in value.items():
+            if key not in {c.value for c in Category}:
+                raise ValueError(f"{key!r} is not a category: use "
+                                 + ", ".join(c.value for c in Category))
+            if not 1 <= hours <= 24 * 30:
+                raise ValueError(f"{key!r}: hours must be from 1 to 720")
         return value
 
     @field_validator("result_release_delays")

@@ -34,6 +34,8 @@ RESOURCE_WORDS = {
     "document": "a document", "consultation_summary": "a video consultation's summary",
     "prescription_request": "a repeat prescription request",
     "form_response": "answers to a form", "pre_consultation": "what you sent before a visit",
+    "message_thread": "a conversation with the clinic",
+    "emergency_share": "your emergency location share",
 }
 ROLE_WORDS = {"patient": "Patient", "doctor": "Doctor", "nurse": "Nurse",
               "reception": "Receptionist", "prescription_coordinator": "Prescription coordinator",

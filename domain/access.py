@@ -91,6 +91,12 @@ class Action(StrEnum):
     # and release records; a clinic's administrators import them from the clinic's systems.
     RECORDS_WRITE = "records.write"
     RECORDS_IMPORT = "records.import"
+    # Messaging, staff side: a clinic's teams answer the conversations routed to them.
+    MESSAGES_ANSWER = "messages.answer"
+    # Emergency location sharing: the patient (or a messaging proxy) shares; a clinic's
+    # on-call clinicians watch its active shares and close them.
+    EMERGENCY_SHARE = "emergency.share"
+    EMERGENCY_RESPOND = "emergency.respond"
 
 
 @dataclass(frozen=True)
@@ -201,6 +207,7 @@ SCOPE_OF: dict[Action, ProxyScope] = {
     Action.MESSAGES_READ: ProxyScope.MESSAGING,
     Action.MESSAGES_SEND: ProxyScope.MESSAGING,
     Action.CONSENT_READ: ProxyScope.CONSENTS,
+    Action.EMERGENCY_SHARE: ProxyScope.MESSAGING,
 }
 # Deciding for someone else what they agree to is for parents only.
 PARENT_ONLY: dict[Action, ProxyScope] = {
@@ -252,6 +259,9 @@ STAFF_ROLES_FOR: dict[Action, frozenset[Role]] = {
     Action.DOCUMENTS_REVIEW: frozenset({Role.DOCTOR, Role.NURSE, Role.RECEPTION}),
     Action.RECORDS_WRITE: frozenset({Role.DOCTOR, Role.NURSE}),
     Action.RECORDS_IMPORT: frozenset({Role.CLINIC_ADMIN}),
+    Action.MESSAGES_ANSWER: frozenset({Role.RECEPTION, Role.NURSE, Role.DOCTOR,
+                                       Role.PRESCRIPTION_COORDINATOR, Role.SUPPORT}),
+    Action.EMERGENCY_RESPOND: frozenset({Role.DOCTOR, Role.NURSE, Role.CARE_MANAGER}),
 }
 PRESCRIBERS = frozenset({Role.DOCTOR, Role.NURSE})
 # Who reads the internal notes of a record: its clinicians. Other clinical staff in the care
@@ -277,7 +287,8 @@ def is_allowed(actor: Actor, action: Action,
         # Reception, clinical staff and administrators of the clinic; no clinical content.
         return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
                 and resource.clinic_id in actor.clinic_ids)
-    if action in (Action.PRESCRIPTIONS_PROCESS, Action.DOCUMENTS_REVIEW, Action.RECORDS_IMPORT):
+    if action in (Action.PRESCRIPTIONS_PROCESS, Action.DOCUMENTS_REVIEW, Action.RECORDS_IMPORT,
+                  Action.MESSAGES_ANSWER, Action.EMERGENCY_RESPOND):
         # A clinic's work queues (prescriptions, documents to check): its staff of those roles.
         return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
                 and resource.clinic_id in actor.clinic_ids)

@@ -28,6 +28,7 @@ class Feature(StrEnum):
     PRESCRIPTIONS = "prescriptions"
     RECORDS = "records"
     MESSAGING = "messaging"
+    EMERGENCY_LOCATION = "emergency_location"
 
 
 # How a patient reads each feature's name, at the start of "... are not available at ...".
@@ -36,6 +37,7 @@ FEATURE_LABELS = {
     Feature.PRESCRIPTIONS: "Repeat prescription requests",
     Feature.RECORDS: "Medical records in the app",
     Feature.MESSAGING: "Secure messages to your care team",
+    Feature.EMERGENCY_LOCATION: "Emergency location sharing",
 }
 
 BUCKETS = 10_000  # a percentage has two decimals' worth of room, so raising it never reshuffles

@@ -22,6 +22,7 @@ from psycopg import Cursor
 
 from commands.reminders import REMINDER_TOPICS, ReminderPlanner
 from commands.waitlist import FREEING_TOPICS, Accounts, WaitlistApplication
+from domain.emergency import EmergencyShare
 from domain.prescriptions import PrescriptionRequest
 from domain.records import Record
 from projections.base import Envelope, Projection, Tables
@@ -149,8 +150,38 @@ class RecordReleasesRunner(ProjectionRunner):
         return consumed
 
 
+class ShareExpiry(Projection):
+    """Ends emergency location shares whose time ran out (an event by `system`; every viewer
+    hears that it ended), on every round of its runner."""
+
+    name = "emergency_expiry"
+    sources = {"emergency": (EmergencyShare.TOPIC,)}
+    tables = ()
+
+    def __init__(self, emergency: Any, clock: Clock) -> None:
+        self.emergency, self.clock = emergency, clock
+
+    def ddl(self) -> Sequence[str]:
+        return []
+
+    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
+        return None
+
+
+class ShareExpiryRunner(ProjectionRunner):
+    def __init__(self, expiry: ShareExpiry, applications: Mapping[str, Application[Any]],
+                 url: str) -> None:
+        super().__init__(expiry, applications, url)
+        self.expiry = expiry
+
+    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
+        consumed = super().catch_up(conn)
+        self.expiry.emergency.expire_due(self.expiry.clock())
+        return consumed
+
+
 FOLLOWERS: tuple[type[Projection], ...] = (WaitlistOffers, ReminderPlanning, PrescriptionDelays,
-                                           RecordReleases)
+                                           RecordReleases, ShareExpiry)
 
 
 def ensure_follower_tracking(conn: psycopg.Connection[Any]) -> None:
@@ -178,4 +209,7 @@ def followers_for(applications: Mapping[str, Application[Any]], waitlist: Waitli
     if "records" in applications:
         runners.append(RecordReleasesRunner(
             RecordReleases(applications["records"], clock), applications, url))
+    if "emergency" in applications:
+        runners.append(ShareExpiryRunner(ShareExpiry(applications["emergency"], clock),
+                                         applications, url))
     return runners

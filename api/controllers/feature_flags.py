@@ -86,6 +86,7 @@ class AvailableFeatures(msgspec.Struct):
     prescriptions: bool
     records: bool
     messaging: bool
+    emergency_location: bool
 
 
 _DEPENDENCIES = signed_in("zone")

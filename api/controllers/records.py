@@ -395,6 +395,8 @@ def _who(actor_ref: str, patient_id: UUID, container: Container) -> tuple[str, s
     if actor_ref == "system":
         return "CareBridge", None, False
     role, _, account = actor_ref.partition(":")
+    if role == "emergency_contact":
+        return "Your emergency contact (from the link we sent)", None, True
     if account == str(patient_id):
         return "You", role, False
     found = container.identity.find_account(UUID(account)) if account else None

@@ -1,7 +1,7 @@
 """The canary test's helpers: marker strings planted in staff-only fields, one patient with a
 proxy and a care team whose every aggregate holds internal content, a walk over every
 patient-facing GET in the OpenAPI document, and readers of the outbox, the views and analytics
-tables, the logs and the local mail and SMS logs.
+tables, the logs, the local mail and SMS logs and the live message feed.
 
 Each helper here is reused by `test_canary.py`; the seeding goes through the API wherever the
 API can do it, with the same helpers the feature tests use.
@@ -9,6 +9,8 @@ API can do it, with the same helpers the feature tests use.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import uuid
@@ -27,6 +29,7 @@ from domain.consents import ConsentType
 from tests.api.care_support import authorise_proxy, in_care_team
 from tests.api.consultation_support import START, at, join, switch_on_video
 from tests.api.document_support import Upload, uploaded
+from tests.api.message_support import answer, started
 from tests.api.prescription_support import ask, pharmacy_patient, step
 from tests.api.support import auth, give
 from tests.api.test_logs import everything_logged
@@ -44,6 +47,8 @@ REJECTION = "Please book a blood pressure check before we renew this."
 REQUEST_ID = re.compile(r'"request_id":"[^"]*"')  # differs between any two problem answers
 TEST_CLIENT_URL = "http://testserver.local/"  # Litestar's TestClient
 DOCUMENT_REJECTION = "unreadable_image"  # a reason code; the patient reads its fixed words
+MESSAGE_ANSWER = "It is a little high. Please book a review with the practice nurse."
+LIVE_FRAME_WAIT_S = 30  # guards against a hang only: a frame comes at once or not at all
 
 
 @dataclass
@@ -89,6 +94,7 @@ class Seeded:
     coordinator: dict[str, str]
     ids: dict[str, list[str]] = field(default_factory=dict)
     named: dict[str, str] = field(default_factory=dict)  # e.g. "released_record": its id
+    frames: dict[str, list[str]] = field(default_factory=dict)  # heard live, by caller
 
     def add(self, parameter: str, value: str, name: str | None = None) -> None:
         self.ids.setdefault(parameter, []).append(str(value))
@@ -224,10 +230,39 @@ def enter_lab_result(client: Any, clock: Any, seeded: Seeded, comment: str) -> s
 
 
 def seed_messages(client: Any, seeded: Seeded) -> None:
-    """Messages between a patient and the care team (issue #9) are not built yet. When they
-    are, seed here a thread with a staff-only note (marker) next to a message to Ada, and add
-    the thread's id to `seeded.ids`; the walk below then fails until it knows the new path
-    parameters, which is how the canary grows with the API."""
+    """Ada asks the nurses about her released result, from the result; a nurse adds a note for
+    staff (marker) and answers (no marker) while Ada and her proxy listen on the live feed.
+    Every frame they hear is scanned and kept in `seeded.frames`."""
+    canary, nurse = seeded.canary, seeded.nurse
+    thread = started(client, seeded.ada, category="lab_result", subject="My HbA1c result",
+                     body="What does 48 mean for me?", clinic_id=None,
+                     context={"kind": "record", "id": seeded.named["released_record"]})
+    thread_id = thread["thread_id"]
+    listeners = {"patient": seeded.ada, "proxy": seeded.proxy}
+    with contextlib.ExitStack() as stack:
+        sockets = {caller: stack.enter_context(client.websocket_connect(
+            "/v1/messages/live", headers=auth(person))) for caller, person in listeners.items()}
+        for caller, socket in sockets.items():  # subscribed once it says it is ready
+            seeded.frames[caller] = [socket.receive_text(timeout=LIVE_FRAME_WAIT_S)]
+            assert json.loads(seeded.frames[caller][0]) == {"type": "ready"}, seeded.frames
+        noted = client.post(f"/v1/staff/message-threads/{thread_id}/notes", headers=auth(nurse),
+                            json={"note": f"{canary.marker('message-note')} call if anxious"})
+        assert noted.status_code == 200, noted.text
+        answer(client, nurse, thread_id, MESSAGE_ANSWER)
+        for caller, socket in sockets.items():
+            # Changes arrive in commit order: anything the note sent comes before the answer.
+            while json.loads(seeded.frames[caller][-1]) != answer_frame(thread_id):
+                seeded.frames[caller].append(socket.receive_text(timeout=LIVE_FRAME_WAIT_S))
+    for caller, frames in seeded.frames.items():
+        for frame in frames:
+            canary.scan(f"live frame to the {caller}", frame)
+    seeded.add("thread_id", thread_id)
+
+
+def answer_frame(thread_id: str) -> dict[str, str]:
+    """What the live feed says when the clinic answers in a conversation: ids and the state."""
+    return {"type": "thread", "thread_id": thread_id, "event": "message",
+            "state": "pending_patient"}
 
 
 def calendar_feed(client: Any, seeded: Seeded) -> None:
@@ -247,7 +282,23 @@ def seed_everything(client: Any, container: Any, clock: Any, sign_up: Any, staff
     seed_consultation(client, clock, seeded, appointment_id)
     seed_records(client, clock, seeded)
     seed_messages(client, seeded)
+    seed_emergency_share(client, seeded)
     return seeded
+
+
+def seed_emergency_share(client: Any, seeded: Seeded) -> None:
+    """Ada shares her location; the doctor opens it and closes it with an outcome (what the
+    clinic decided is the clinic's: the patient's view of the share never shows it)."""
+    from tests.api.emergency_support import consent_version, ready_to_share, start_sharing
+
+    ready_to_share(client, seeded.ada)
+    shared = start_sharing(client, seeded.ada, consent_version=consent_version(client,
+                                                                               seeded.ada))
+    assert shared.status_code == 201, shared.text
+    share_id = shared.json()["share_id"]
+    assert client.get(f"/v1/staff/emergency-shares/{share_id}",
+                      headers=auth(seeded.doctor)).status_code == 200
+    seeded.add("share_id", share_id)
 
 
 # ---- the walk over the patient-facing API ----------------------------------------------------

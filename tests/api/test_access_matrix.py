@@ -13,6 +13,8 @@ from uuid import UUID
 
 import pytest
 
+from tests.api.emergency_support import sharing_on
+from tests.api.message_support import messaging_on
 from tests.api.support import CURRENT_VERSION, PASSWORD, assert_problem, auth, give
 
 OK, SIGN_IN, DENY, REFUSED_INPUT, CONFLICT, NOT_FOUND = "2xx", 401, 403, 422, 409, 404
@@ -299,6 +301,50 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/v1/staff/clinics/{clinic_id}/records-to-release"):
                                                          "A   N   N   Y   Y   N   N   N   N   N   N",
     ("POST", "/v1/admin/record-import"):                 "A   N   N   N   N   N   N   N   N   Y   N",
+    # Messaging. Anyone signed in reads the categories. A patient (or a messaging proxy) starts
+    # and reads their conversations; the clinic's teams (reception, nurses and doctors,
+    # prescription coordinators, support) work their queues; the care team may take part. The
+    # thread in the path is made up (not found). Clinic administrators set the routing.
+    ("GET", "/v1/message-categories"):                   "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("POST", "/v1/message-threads"):                     "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/me/message-threads"):                   "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/patients/{patient_id}/message-threads"): "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/message-threads/{thread_id}"):          "A   F   F   F   F   N   F   F   N   N   N",
+    ("POST", "/v1/message-threads/{thread_id}/messages"): "A   F   F   F   F   F   F   F   F   N   N",
+    ("POST", "/v1/message-threads/{thread_id}/close"):   "A   F   F   F   F   F   F   F   F   N   N",
+    ("POST", "/v1/message-threads/{thread_id}/reopen"):  "A   F   F   F   F   F   F   F   F   N   N",
+    ("GET", "/v1/staff/message-threads"):                "A   N   N   Y   Y   Y   Y   N   Y   N   N",
+    ("GET", "/v1/staff/message-threads/{thread_id}"):    "A   N   N   F   F   F   F   F   F   N   N",
+    ("POST", "/v1/staff/message-threads/{thread_id}/messages"):
+                                                         "A   F   F   F   F   F   F   F   F   N   N",
+    ("POST", "/v1/staff/message-threads/{thread_id}/notes"):
+                                                         "A   N   N   F   F   F   F   F   F   N   N",
+    ("POST", "/v1/staff/message-threads/{thread_id}/reassign"):
+                                                         "A   N   N   F   F   F   F   F   F   N   N",
+    ("POST", "/v1/staff/message-threads/{thread_id}/close"):
+                                                         "A   F   F   F   F   F   F   F   F   N   N",
+    ("GET", "/v1/admin/clinics/{clinic_id}/message-routes"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("PUT", "/v1/admin/clinics/{clinic_id}/message-routes"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    # Emergency location sharing: the patient (or a messaging proxy) shares, giving the
+    # data-sharing consent in the same step; the clinic's on-call clinicians (doctors, nurses,
+    # care managers) watch and close. The share in the path is made up (not found).
+    ("POST", "/v1/emergency-shares"):                    "A   Y   Y   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/emergency-shares/{share_id}"):          "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/emergency-shares/{share_id}/extend"):  "A   F   F   N   N   N   N   N   N   N   N",
+    ("POST", "/v1/emergency-shares/{share_id}/stop"):    "A   F   F   N   N   N   N   N   N   N   N",
+    ("GET", "/v1/staff/emergency-shares"):               "A   N   N   Y   Y   N   N   Y   N   N   N",
+    ("GET", "/v1/staff/emergency-shares/{share_id}"):    "A   N   N   F   F   N   N   F   N   N   N",
+    ("POST", "/v1/staff/emergency-shares/{share_id}/close"):
+                                                         "A   N   N   F   F   N   N   F   N   N   N",
+    # Notification delivery: anyone signed in registers their own devices for push; clinic
+    # administrators and support see failed deliveries and retry them (made up: not found).
+    ("PUT", "/v1/me/push-devices/{device_id}"):          "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("DELETE", "/v1/me/push-devices/{device_id}"):       "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/v1/admin/notifications/failed"):           "A   N   N   N   N   N   N   N   Y   Y   N",
+    ("POST", "/v1/admin/notifications/{message_id}/retry"):
+                                                         "A   N   N   N   N   N   N   N   F   F   N",
     # The pre-call check: anyone signed in. The offer sent is not SDP; the check is made up.
     ("GET", "/v1/connection-checks/ice-servers"):        "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("POST", "/v1/connection-checks"):                   "A   V   V   V   V   V   V   V   V   V   V",
@@ -347,7 +393,9 @@ class Requests:
         query = {"/v1/staff/day-list": "?clinic_id=riverside&date=2026-11-23",
                  "/v1/staff/clinicians/{account_id}/day-list": "?date=2026-11-23",
                  "/v1/staff/prescription-requests": "?clinic_id=riverside",
-                 "/v1/staff/documents": "?clinic_id=riverside"}.get(
+                 "/v1/staff/documents": "?clinic_id=riverside",
+                 "/v1/staff/message-threads": "?clinic_id=riverside",
+                 "/v1/staff/emergency-shares": "?clinic_id=riverside"}.get(
                      template, query)
         return template.format(consent_type=consent_type, patient_id=self.patient_id,
                                feature="telemedicine", passkey_id=NOBODYS_PASSKEY,
@@ -357,7 +405,8 @@ class Requests:
                                request_id=NOBODYS_ID, medication_id="amlodipine",
                                pharmacy_id="high-street", handoff_id=NOBODYS_ID,
                                document_id=NOBODYS_ID, upload_id=NOBODYS_ID,
-                               record_id=NOBODYS_ID,
+                               record_id=NOBODYS_ID, thread_id=NOBODYS_ID,
+                               share_id=NOBODYS_ID, message_id=NOBODYS_ID,
                                form_id="pre-consultation",
                                device_id="a-device", entry_id=NOBODYS_ID,
                                feed_file="a-made-up-feed-token-nobody-holds.ics",
@@ -457,6 +506,17 @@ class Requests:
                 {"name": "HbA1c", "value": 41, "unit": "mmol/mol"}]}, "reason": "Corrected."},
             "/v1/staff/records/{record_id}/notes": {"note": "Called the laboratory"},
             "/v1/staff/records/{record_id}/entered-in-error": {"reason": "Wrong patient"},
+            "/v1/emergency-shares": {"clinic_id": "riverside"},
+            "/v1/me/push-devices/{device_id}": {"platform": "fcm",
+                                                "token": "made-up-push-token-0001"},
+            "/v1/staff/emergency-shares/{share_id}/close": {"outcome": "patient_safe"},
+            "/v1/message-threads": {"category": "general", "subject": "Parking",
+                                    "body": "Is there parking?", "clinic_id": "riverside"},
+            "/v1/message-threads/{thread_id}/messages": {"body": "Thank you"},
+            "/v1/staff/message-threads/{thread_id}/messages": {"body": "You are welcome"},
+            "/v1/staff/message-threads/{thread_id}/notes": {"note": "Called her"},
+            "/v1/staff/message-threads/{thread_id}/reassign": {"team": "nurses"},
+            "/v1/admin/clinics/{clinic_id}/message-routes": {"general": {"team": "reception"}},
             "/v1/admin/record-import": {"clinic_id": "riverside", "bundle": {
                 "resourceType": "Bundle", "type": "collection", "entry": []}},
             "/v1/admin/medication-import": {"clinic_id": "riverside", "format": "csv",
@@ -531,11 +591,14 @@ def callers(client, container, clock, sign_up, staff_member) -> dict[str, dict[s
     for patient in ("patient_own", "patient_other"):
         people[patient]["password"] = PASSWORD
         assert give(client, people[patient]).status_code == 201  # so that withdrawing is possible
+        assert give(client, people[patient], "data_sharing").status_code == 201  # to share
     for role in STAFF:
         member = staff_member(role)
         email = container.identity.find_account(UUID(member["account_id"])).email
         people[role] = member | {"email": email, "password": STAFF_PASSWORD}
     clock.now += timedelta(minutes=1)  # past the pause after the registration email
+    messaging_on(client)  # so that starting a conversation is decided by the caller alone
+    sharing_on(client)  # and starting an emergency share
     return people
 
 

@@ -9,6 +9,7 @@ new path parameter fails the test until the seeding gives it a value.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -17,9 +18,11 @@ import pytest
 from tests.api.canary_support import (
     FOLLOW_UP,
     LAB_FOLLOW_UP,
+    MESSAGE_ANSWER,
     REJECTION,
     Canary,
     Seeded,
+    answer_frame,
     caught_up,
     patient_facing_gets,
     scan_logs,
@@ -31,6 +34,7 @@ from tests.api.canary_support import (
     unknown_parameters,
     walk,
 )
+from tests.api.message_support import answer
 from tests.api.prescription_support import ask, step
 from tests.api.support import auth, withdraw
 
@@ -45,7 +49,8 @@ def test_no_internal_content_reaches_the_patient_her_proxy_a_message_a_log_or_a_
         client, container, seeded, caplog):
     canary = seeded.canary
     assert set(canary.markers) == {"prescription-note", "prescription-escalation", "document-note",
-                                   "consultation-notes", "record-note", "record-unreleased"}
+                                   "consultation-notes", "record-note", "record-unreleased",
+                                   "message-note"}
     assert_stored_where_staff_read_them(client, seeded)
 
     caught_up(container)  # what was written is in every view a patient reads
@@ -61,6 +66,7 @@ def test_no_internal_content_reaches_the_patient_her_proxy_a_message_a_log_or_a_
     assert not searches, "a search tells whether internal content holds a marker:\n" + "\n".join(
         searches)
     assert_the_walk_reached_what_was_seeded(calls, seeded)
+    assert_the_live_feed_was_heard(seeded)
     failures = [f"{c.status} GET {c.url} as the {c.caller}" for c in calls if c.status >= 500]
     assert not failures, failures
     assert outbox_rows and sent_lines and logged, (outbox_rows, sent_lines, logged)
@@ -70,8 +76,8 @@ def test_no_internal_content_reaches_the_patient_her_proxy_a_message_a_log_or_a_
 def test_the_same_scan_finds_a_marker_written_where_the_patient_reads(client, container, seeded,
                                                                       caplog):
     """A marker in a patient-facing field (a rejection's explanation, a consent withdrawal's
-    reason) and in a log line is found, so the test above cannot pass because its scans are
-    blind."""
+    reason, the clinic's answer in a conversation) and in a log line is found, so the test
+    above cannot pass because its scans are blind."""
     canary = seeded.canary
     planted = canary.marker("planted-explanation")
     made = ask(client, seeded.ada, "sertraline")
@@ -85,6 +91,8 @@ def test_the_same_scan_finds_a_marker_written_where_the_patient_reads(client, co
                                                 canary.marker("planted-log"))
     withdrawn = withdraw(client, seeded.ada, reason=canary.marker("planted-reason"))
     assert withdrawn.status_code == 200, withdrawn.text
+    [thread_id] = seeded.ids["thread_id"]
+    answer(client, seeded.nurse, thread_id, f"{canary.marker('planted-answer')} {MESSAGE_ANSWER}")
 
     caught_up(container)
     walk(client, seeded)
@@ -98,8 +106,11 @@ def test_the_same_scan_finds_a_marker_written_where_the_patient_reads(client, co
     assert "planted-explanation in GET /v1/me/prescription-requests as the patient" in found, found
     assert "planted-log in log record of carebridge.canary" in found, found
     assert "planted-reason in table views.consent_history" in found, found
+    for caller in ("patient", "proxy"):
+        assert f"planted-answer in GET /v1/message-threads/{thread_id} as the {caller}" in found, found
+    assert "planted-answer in table views.patient_messages" in found, found
     assert {s.split(" ")[0] for s in canary.sightings} >= {
-        "planted-explanation", "planted-log", "planted-reason"}
+        "planted-explanation", "planted-log", "planted-reason", "planted-answer"}
 
 
 def test_every_patient_facing_parameter_has_a_seeded_value(client, seeded):
@@ -117,6 +128,8 @@ def assert_stored_where_staff_read_them(client: Any, seeded: Seeded) -> None:
                     for cid in seeded.ids["consultation_id"]]
     staff_reads += [(seeded.doctor, f"/v1/staff/records/{rid}") for rid in seeded.ids["record_id"]]
     staff_reads += [(seeded.nurse, f"/v1/documents/{did}") for did in seeded.ids["document_id"]]
+    staff_reads += [(seeded.nurse, f"/v1/staff/message-threads/{tid}")
+                    for tid in seeded.ids["thread_id"]]
     seen: set[str] = set()
     for person, path in staff_reads:
         response = client.get(path, headers=auth(person))
@@ -157,3 +170,21 @@ def assert_the_walk_reached_what_was_seeded(calls: list[Any], seeded: Seeded) ->
             listed = by_url[(caller, f"/v1/patients/{ada}/records")].content
             assert seeded.named["released_record"].encode() in listed, listed[:500]
             assert seeded.named["unreleased_record"].encode() not in listed, listed[:500]
+    [thread_id] = seeded.ids["thread_id"]
+    for caller in ("patient", "proxy"):
+        thread = by_url[(caller, f"/v1/message-threads/{thread_id}")]
+        assert thread.status == 200, (caller, thread.status, thread.content[:300])
+        assert MESSAGE_ANSWER.encode() in thread.content, thread.content[:500]
+        listed = by_url[(caller, f"/v1/patients/{ada}/message-threads")]
+        assert listed.status == 200 and thread_id.encode() in listed.content, listed
+    assert thread_id.encode() in by_url[("patient", "/v1/me/message-threads")].content
+
+
+def assert_the_live_feed_was_heard(seeded: Seeded) -> None:
+    """Ada and her proxy heard the nurse's answer live, so the frames the canary scanned are
+    the ones a note could have leaked into."""
+    [thread_id] = seeded.ids["thread_id"]
+    for caller in ("patient", "proxy"):
+        heard = [json.loads(frame) for frame in seeded.frames[caller]]
+        assert heard[0] == {"type": "ready"}, heard
+        assert heard[-1] == answer_frame(thread_id), heard

@@ -51,7 +51,8 @@ def test_an_administrator_turns_a_feature_on_and_a_patient_sees_it(client, staff
     assert response.headers["carebridge-position"].startswith("feature_flags:")
     assert features_of(client, ada, "riverside", "video") == {
         "clinic_id": "riverside", "service_type": "video", "telemedicine": True,
-        "prescriptions": False, "records": False, "messaging": False}
+        "prescriptions": False, "records": False, "messaging": False,
+        "emergency_location": False}
     assert features_of(client, ada, "riverside")["telemedicine"] is False  # only video
     assert features_of(client, ada, "hillview", "video")["telemedicine"] is False
     assert telemedicine_of(client, admin) == {
@@ -130,7 +131,7 @@ def test_an_unknown_feature_is_a_404_listing_the_known_ones(client, staff_member
                                 headers=auth(admin))):
         problem = assert_problem(response, 404, "unknown-feature")
         assert problem["extensions"]["known"] == ["telemedicine", "prescriptions", "records",
-                                                  "messaging"]
+                                                  "messaging", "emergency_location"]
 
 
 def test_a_stale_version_is_refused_with_409_and_the_current_version_applies(client, staff_member):
@@ -219,7 +220,7 @@ def test_the_patient_answer_never_reveals_the_rollout(client, staff_member, sign
     answer = client.get("/v1/me/features", headers=auth(ada), params={"clinic_id": "riverside"})
 
     assert set(answer.json()) == {"clinic_id", "service_type", "telemedicine", "prescriptions",
-                                  "records", "messaging"}
+                                  "records", "messaging", "emergency_location"}
     assert "37" not in answer.text
 
 
