@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -24,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -77,7 +79,7 @@ class LinkSigner:
                                   "their location again.")
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            body, _, mac = raw.rpartition(b".")
+            body, mac = raw[:-19], raw[-18:]  # the MAC is 18 bytes and may hold a "."
             expected = hmac.new(self._key, body, hashlib.sha256).digest()[:18]
             share, link, until = body.decode().split(".")
         except (ValueError, UnicodeDecodeError):
@@ -329,12 +331,15 @@ class LivePositions:
         self._redis_url = redis_url
         self._redis: Any = None
         self._task: asyncio.Task[None] | None = None
+        # One writer thread: Redis gets the positions in the order they came.
+        self._writer = ThreadPoolExecutor(1, "positions-redis") if redis_url else None
         if redis_url:
             import redis
 
             self._redis = redis.Redis.from_url(redis_url)
 
     def put(self, share_id: UUID, clinic_id: str, position: Position) -> None:
+        """A new position (from a coroutine on the API's event loop)."""
         with self._lock:
             held = self._held.get(share_id)
             first = held[0] if held is not None and held[2] > time.monotonic() else position
@@ -343,10 +348,18 @@ class LivePositions:
         if self._redis is not None:
             payload = json.dumps({**frame, "first": _frame(share_id, clinic_id, first),
                                   "origin": self._origin})
+            # Called on the event loop: Redis is written from a worker thread.
+            asyncio.get_running_loop().run_in_executor(self._writer, self._share, share_id, payload)
+        self.hand_out(frame)
+
+    def _share(self, share_id: UUID, payload: str) -> None:
+        """Keeps the latest position in Redis for the other API processes, and tells them."""
+        try:
             self._redis.set(f"carebridge:position:{share_id}", payload,
                             ex=max(1, int(self.keep_seconds)))
             self._redis.publish("carebridge:positions", payload)
-        self.hand_out(frame)
+        except Exception as error:  # the local viewers were served; say so, without content
+            log.warning("positions: Redis unavailable (%s)", type(error).__name__)
 
     def latest(self, share_id: UUID) -> tuple[Position, Position] | None:
         """(first, latest) for the share, if a position is still held."""
@@ -387,21 +400,31 @@ class LivePositions:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._writer is not None:  # the writes under way finish first
+            await asyncio.to_thread(self._writer.shutdown)
+        if self._redis is not None:
+            self._redis.close()
 
     async def _relay(self) -> None:
         """Positions other API processes received, for this process's viewers."""
         import redis.asyncio as aioredis
 
         client = aioredis.Redis.from_url(self._redis_url or "")
-        pubsub = client.pubsub()
-        await pubsub.subscribe("carebridge:positions")
-        async for message in pubsub.listen():
-            if message.get("type") != "message":
-                continue
-            frame = json.loads(message["data"])
-            frame.pop("first", None)
-            if frame.pop("origin", None) != self._origin:
-                self.hand_out(frame)
+        try:
+            async with client.pubsub() as pubsub:
+                await pubsub.subscribe("carebridge:positions")
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    frame = json.loads(message["data"])
+                    frame.pop("first", None)
+                    if frame.pop("origin", None) != self._origin:
+                        self.hand_out(frame)
+        finally:
+            await client.aclose()
 
 
 def _frame(share_id: UUID, clinic_id: str, p: Position) -> dict[str, Any]:

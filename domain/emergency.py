@@ -86,10 +86,15 @@ def checked_position(latitude: object, longitude: object, accuracy: object, at: 
     errors: list[FieldError] = []
 
     def number(value: object, name: str, low: float, high: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
+        try:
+            given = float(value) if isinstance(value, (int, float)) \
+                and not isinstance(value, bool) else math.nan
+        except OverflowError:  # an integer too large for a float
+            given = math.nan
+        if not math.isfinite(given):
             errors.append(FieldError(name, "must be a number"))
             return 0.0
+        value = given
         if not low <= value <= high:
             errors.append(FieldError(name, f"must be between {low:g} and {high:g}"))
         return float(value)
@@ -110,7 +115,7 @@ def checked_position(latitude: object, longitude: object, accuracy: object, at: 
         raise InvalidInput(errors)
     assert at is not None
     position = Position(lat, lon, acc, at)
-    if previous is not None and at > previous.at:
+    if previous is not None and at >= previous.at:
         seconds = (at - previous.at).total_seconds()
         moved = position.metres_to(previous) - acc - previous.accuracy
         if moved > MAX_SPEED_METRES_PER_SECOND * seconds:

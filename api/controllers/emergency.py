@@ -25,7 +25,7 @@ import psycopg
 from litestar import Controller, Request, Response, WebSocket, get, post, websocket
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.exceptions import WebSocketDisconnect
+from litestar.exceptions import SerializationException, WebSocketDisconnect
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.container import Container
@@ -289,8 +289,9 @@ class ShareFeed:
                     self.listening.set()
                     async for notice in conn.notifies():
                         change = json.loads(notice.payload)
-                        if change["state"] != ShareState.ACTIVE:
-                            self.positions.forget(UUID(change["share_id"]))
+                        if change["state"] != ShareState.ACTIVE:  # Redis: off the loop
+                            await asyncio.to_thread(self.positions.forget,
+                                                    UUID(change["share_id"]))
                         self.positions.hand_out({"type": "share", **change})
             except psycopg.Error as error:
                 log.warning("emergency feed: database error (%s); listening again",
@@ -341,18 +342,23 @@ async def share_positions(socket: WebSocket[Any, Any, State], share_id: FromPath
                 return
             try:
                 frame = receiving.result()
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, SerializationException):
                 await socket.send_json({"type": "error", "errors": [
                     {"field": "frame", "message": "send JSON position frames"}]})
                 receiving = asyncio.create_task(socket.receive_json())
                 continue
             receiving = asyncio.create_task(socket.receive_json())
             now = _now(socket)
-            if now >= share.expires_at:  # expired while connected; the sweep records it
-                watching.cancel()
-                await socket.send_json({"type": "ended", "state": ShareState.EXPIRED.value})
-                await socket.close(CLOSE_ENDED, "the share has ended")
-                return
+            if now >= share.expires_at:  # extended meanwhile, or expired (the sweep records it)
+                try:
+                    share = await anyio.to_thread.run_sync(container.emergency.sender_share,
+                                                           actor, share_id, now)
+                except CareBridgeError:
+                    watching.cancel()
+                    await socket.send_json({"type": "ended",
+                                            "state": ShareState.EXPIRED.value})
+                    await socket.close(CLOSE_ENDED, "the share has ended")
+                    return
             try:
                 position = _checked(frame, now, previous)
             except InvalidInput as wrong:

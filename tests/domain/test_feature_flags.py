@@ -285,7 +285,7 @@ def test_an_unknown_feature_is_named_with_the_known_ones():
     with pytest.raises(UnknownFeature) as refusal:
         parse_feature("teleportation")
     assert refusal.value.extensions["known"] == ["telemedicine", "prescriptions", "records",
-                                                 "messaging"]
+                                                 "messaging", "emergency_location"]
 
 
 def test_a_patient_is_told_plainly_and_never_about_the_rollout():
