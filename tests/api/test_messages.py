@@ -11,19 +11,18 @@ import pytest
 from litestar.exceptions import WebSocketDisconnect
 
 from tests.api.care_support import authorise_proxy, in_care_team, signed_in_again
-from tests.api.message_support import answer, queue, start, started, thread_as
+from tests.api.message_support import (
+    answer,
+    new_message_notices,
+    queue,
+    start,
+    started,
+    thread_as,
+)
 from tests.api.record_support import entered
 from tests.api.support import assert_problem, auth, field_names
 
 MARKER = "INTERNAL-5d2a-thread-note"
-
-
-def outbox_kinds(container: Any, account_id: str) -> list[tuple[str, str]]:
-    with container.identity.factory.datastore.get_connection() as conn:
-        rows = conn.execute("SELECT kind, payload::text AS payload FROM carebridge.outbox"
-                            " WHERE account_id = %s AND kind = 'new_message'",
-                            (account_id,)).fetchall()
-    return [(r["kind"], r["payload"]) for r in rows]
 
 
 def test_a_question_about_a_result_goes_to_the_nurses_and_whose_turn_it_is_follows(
@@ -60,9 +59,9 @@ def test_a_question_about_a_result_goes_to_the_nurses_and_whose_turn_it_is_follo
         ("You", True), ("Sam Staff", False)]
     assert detail.json()["messages"][1]["author_role"] == "Nurse"
     assert MARKER not in detail.text
-    [(kind, payload)] = outbox_kinds(container, ada["account_id"])
-    assert kind == "new_message"
-    assert "HbA1c" not in payload and "high" not in payload
+    [notice] = new_message_notices(container, ada["account_id"])
+    assert notice["kind"] == "new_message"
+    assert "HbA1c" not in notice["payload"] and "high" not in notice["payload"]
     staff_view = client.get(f"/v1/staff/message-threads/{thread['thread_id']}",
                             headers=auth(nurse)).json()
     assert staff_view["notes"][0]["note"].startswith(MARKER)
