@@ -275,7 +275,7 @@ def staff_add(role: str, email: str, given_name: str, family_name: str, clinics:
 
 @main.group()
 def audit() -> None:
-    """Auditor tools: replay streams."""
+    """Auditor tools: replay streams and verify the tamper-evident chain."""
 
 
 @audit.command("trail")
@@ -312,6 +312,13 @@ def audit_trail(aggregate_id: UUID, as_of: datetime | None) -> None:
                 click.echo("  (did not exist yet)")
             for key, value in (state or {}).items():
                 click.echo(f"  {key}: {value}")
+
+
+from api.cli_chain import audit_public_key, audit_seal, audit_verify  # noqa: E402
+
+audit.add_command(audit_verify)
+audit.add_command(audit_seal)
+audit.add_command(audit_public_key)
 
 
 @main.command("settings")

@@ -15,6 +15,7 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 from api.database import Database, apply_sql_migrations, enable_app_login, protect_event_tables
 from api.settings import Mode, Settings
 from commands.appointments import AppointmentsApplication
+from commands.audit_chain import signing_key
 from commands.availability import Availability, PostgresBookings
 from commands.calendar import CalendarApplication
 from commands.care import CareAccessApplication
@@ -44,6 +45,7 @@ from domain.consultations import Windows
 from domain.profiles import CommunicationPreferences
 from domain.schedule_types import StaticSchedule
 from projections.appointment_views import AppointmentViews
+from projections.audit_chain import AuditSealer
 from projections.base import Projection
 from projections.consents import ConsentViews
 from projections.message_views import PatientThreads
@@ -248,6 +250,11 @@ class Container:
                               self.identity, self.care)
         self.followers = followers_for(self.applications, self.waitlist, self.identity,
                                        self.settings, self.database.url)
+        # The tamper-evident chain: seals every context's log (one leader, like the followers).
+        self.followers.append(AuditSealer(
+            self.applications, self.database.url,
+            signing_key(self.settings.audit_signing_key, self.encryption_key),
+            self.settings.audit_checkpoint_every))
         # Uploads become documents: the documents context checks who may upload what for whom
         # before an upload starts, claims it when it completes, and reads its stored file.
         self.uploads = uploads_from(self.settings,

@@ -224,6 +224,14 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         "http://localhost:8000", description="The address people outside the app reach this "
         "API at: the emergency contact's location page links to it.")
+    # ---- audit ------------------------------------------------------------------------------
+    audit_signing_key: str | None = Field(
+        None, description="Base64 Ed25519 private key (32 random bytes, e.g. openssl rand -base64 "
+        "32) that signs the audit checkpoints. Unset: derived from the encryption key (HKDF). "
+        "Auditors verify with its public key (`carebridge audit public-key`).")
+    audit_checkpoint_every: int = Field(1000, ge=1, le=100_000, description="Events per signed "
+                                        "audit checkpoint; the sealer also signs one at the end "
+                                        "of each round.")
     # ---- medical records --------------------------------------------------------------------
     result_release_delays: dict[str, float | None] = Field(
         {}, description="Hours after which a record is shown to the patient "
@@ -276,7 +284,8 @@ class Settings(BaseSettings):
                                                 "malware scanner may take for one file.")
 
     @field_validator("encryption_key", "token_secret", "database_url", "broker_url",
-                     "migration_database_url", "smtp_host", "sms_gateway_url")
+                     "migration_database_url", "smtp_host", "sms_gateway_url",
+                     "audit_signing_key")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -292,6 +301,19 @@ class Settings(BaseSettings):
             raise ValueError("must be base64 (for example: openssl rand -base64 32)") from None
         if len(raw) not in (16, 24, 32):
             raise ValueError("must decode to 16, 24 or 32 bytes (openssl rand -base64 32)")
+        return value
+
+    @field_validator("audit_signing_key")
+    @classmethod
+    def _ed25519_seed(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError("must be base64 (for example: openssl rand -base64 32)") from None
+        if len(raw) != 32:
+            raise ValueError("must decode to 32 bytes (openssl rand -base64 32)")
         return value
 
     @field_validator("message_response_hours")
