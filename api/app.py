@@ -19,6 +19,7 @@ from api.auth import TokenService
 from api.container import Container
 from api.controllers.accounts import AccountController
 from api.controllers.appointments import AppointmentController, StaffAppointmentController
+from api.controllers.audit import AuditController, FhirAuditEventController
 from api.controllers.availability import AvailabilityController
 from api.controllers.calendar import CalendarController, CalendarFeedController
 from api.controllers.care import PatientCareController, ProxyController, StaffCareController
@@ -40,6 +41,7 @@ from api.controllers.emergency import (
     share_positions,
 )
 from api.controllers.feature_flags import FeatureFlagController, MyFeaturesController
+from api.controllers.fhir import FhirController
 from api.controllers.forms import FormAdminController, FormController, StaffFormController
 from api.controllers.health import HealthController
 from api.controllers.messages import (
@@ -164,6 +166,7 @@ def create_app(container: Container, token_secret: str,
                         EmergencyShareController, StaffEmergencyController,
                         EmergencyPageController, share_positions, on_call_feed,
                         PushDeviceController, NotificationAdminController,
+                        AuditController, FhirAuditEventController, FhirController,
                         FormController, FormAdminController, StaffFormController],
         lifespan=[read_pool, signal_relay, live_messages, live_positions,
                   run_connection_checks],

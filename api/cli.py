@@ -275,7 +275,8 @@ def staff_add(role: str, email: str, given_name: str, family_name: str, clinics:
 
 @main.group()
 def audit() -> None:
-    """Auditor tools: replay streams and verify the tamper-evident chain."""
+    """Auditor tools: replay streams, trails of patients and actors, FHIR export, and the
+    tamper-evident chain."""
 
 
 @audit.command("trail")
@@ -314,8 +315,11 @@ def audit_trail(aggregate_id: UUID, as_of: datetime | None) -> None:
                 click.echo(f"  {key}: {value}")
 
 
+from api.cli_audit import AUDIT_COMMANDS  # noqa: E402
 from api.cli_chain import audit_public_key, audit_seal, audit_verify  # noqa: E402
 
+for _audit_command in AUDIT_COMMANDS:
+    audit.add_command(_audit_command)
 audit.add_command(audit_verify)
 audit.add_command(audit_seal)
 audit.add_command(audit_public_key)

@@ -36,6 +36,7 @@ RESOURCE_WORDS = {
     "form_response": "answers to a form", "pre_consultation": "what you sent before a visit",
     "message_thread": "a conversation with the clinic",
     "emergency_share": "your emergency location share",
+    "audit_trail": "your record's audit trail",
 }
 ROLE_WORDS = {"patient": "Patient", "doctor": "Doctor", "nurse": "Nurse",
               "reception": "Receptionist", "prescription_coordinator": "Prescription coordinator",

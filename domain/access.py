@@ -17,7 +17,8 @@ The rules, in words:
 - Consents are not clinical content, but only the care team and the clinic administrator see
   them: reception does not need them to do its job.
 - Clinic administrators manage their clinics' care teams and review break-glass there;
-  auditors review break-glass everywhere. Neither sees clinical content through the API.
+  auditors review break-glass everywhere. Neither sees clinical content through the API, except
+  auditors in the audit trail (`/v1/audit`), where it is the point (and their reads are logged).
 - Support staff never see a patient's care.
 - A clinic's day list (times, patients' names, consultation types, statuses; nothing clinical)
   is for the clinic's reception, clinical staff and administrators.
@@ -96,6 +97,8 @@ class Action(StrEnum):
     # Emergency location sharing: the patient (or a messaging proxy) shares; a clinic's
     # on-call clinicians watch its active shares and close them.
     EMERGENCY_SHARE = "emergency.share"
+    # The audit trail: every change and every read, for auditors only.
+    AUDIT_READ = "audit.read"
     EMERGENCY_RESPOND = "emergency.respond"
 
 
@@ -262,6 +265,7 @@ STAFF_ROLES_FOR: dict[Action, frozenset[Role]] = {
     Action.MESSAGES_ANSWER: frozenset({Role.RECEPTION, Role.NURSE, Role.DOCTOR,
                                        Role.PRESCRIPTION_COORDINATOR, Role.SUPPORT}),
     Action.EMERGENCY_RESPOND: frozenset({Role.DOCTOR, Role.NURSE, Role.CARE_MANAGER}),
+    Action.AUDIT_READ: frozenset({Role.AUDITOR}),
 }
 PRESCRIBERS = frozenset({Role.DOCTOR, Role.NURSE})
 # Who reads the internal notes of a record: its clinicians. Other clinical staff in the care
@@ -292,6 +296,8 @@ def is_allowed(actor: Actor, action: Action,
         # A clinic's work queues (prescriptions, documents to check): its staff of those roles.
         return (actor.role in STAFF_ROLES_FOR[action] and isinstance(resource, ClinicResource)
                 and resource.clinic_id in actor.clinic_ids)
+    if action == Action.AUDIT_READ:
+        return actor.role == Role.AUDITOR and not actor.system
     if action in FEATURE_FLAG_ACTIONS or isinstance(resource, ClinicResource):
         return _may_use_feature_flags(actor, action, resource)
     if actor.role == Role.PATIENT:

@@ -37,7 +37,8 @@ from tests.api.visits_support import book
 
 # Paths no patient or proxy calls: staff and administrators' endpoints, the operator console
 # and the OpenAPI document itself. WebSockets are not in the OpenAPI document.
-NOT_PATIENT_FACING = ("/v1/staff/", "/v1/admin/", "/console", "/schema")
+NOT_PATIENT_FACING = ("/v1/staff/", "/v1/admin/", "/v1/audit/", "/fhir/AuditEvent", "/console",
+                      "/schema")
 # Schemas whose every table the canary reads: what patients read, and what analysts and read
 # replicas get. Staff-only content (queues with notes, unreleased drafts) belongs elsewhere.
 READ_SCHEMAS = ("views", "analytics")
@@ -283,6 +284,11 @@ def seed_everything(client: Any, container: Any, clock: Any, sign_up: Any, staff
     seed_records(client, clock, seeded)
     seed_messages(client, seeded)
     seed_emergency_share(client, seeded)
+    # The FHIR API's own path parameters (consents, prescription items, messages, answers, slots).
+    from tests.api.test_fhir import fhir_ids
+
+    for name, values in fhir_ids(client, seeded.ada).items():
+        seeded.ids.setdefault(name, []).extend(values)
     return seeded
 
 

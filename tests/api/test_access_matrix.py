@@ -345,10 +345,43 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/v1/admin/notifications/failed"):           "A   N   N   N   N   N   N   N   Y   Y   N",
     ("POST", "/v1/admin/notifications/{message_id}/retry"):
                                                          "A   N   N   N   N   N   N   N   F   F   N",
+    # Auditors only: the audit trail (clinical content, secrets redacted) and FHIR AuditEvents.
+    # The stream in the path is made up (not found).
+    ("GET", "/v1/audit/patients/{patient_id}/trail"):    "A   N   N   N   N   N   N   N   N   N   Y",
+    ("GET", "/v1/audit/patients/{patient_id}/seen"):     "A   N   N   N   N   N   N   N   N   N   Y",
+    ("GET", "/v1/audit/actors/{actor_ref}/trail"):       "A   N   N   N   N   N   N   N   N   N   Y",
+    ("GET", "/v1/audit/streams/{aggregate_id}"):         "A   N   N   N   N   N   N   N   N   N   F",
+    ("GET", "/fhir/AuditEvent"):                         "A   N   N   N   N   N   N   N   N   N   Y",
     # The pre-call check: anyone signed in. The offer sent is not SDP; the check is made up.
     ("GET", "/v1/connection-checks/ice-servers"):        "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("POST", "/v1/connection-checks"):                   "A   V   V   V   V   V   V   V   V   V   V",
     ("POST", "/v1/connection-checks/{check_id}/result"): "A   F   F   F   F   F   F   F   F   F   F",
+    # FHIR R4 (issue #10): the same policy as the JSON API. Searches of a patient's care name
+    # Ada (patient=Patient/<id>); no staff member here has a relationship with her. The
+    # CapabilityStatement is public, as FHIR clients expect.
+    ("GET", "/fhir/metadata"):                           "Y   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/fhir/Patient"):                            "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/fhir/Patient/{patient_id}"):               "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/fhir/Practitioner"):                       "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/fhir/Practitioner/{account_id}"):          "A   F   F   F   F   F   F   F   F   F   F",
+    ("GET", "/fhir/Schedule"):                           "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/fhir/Schedule/{account_id}"):              "A   F   F   F   F   F   F   F   F   F   F",
+    ("GET", "/fhir/Slot"):                               "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    ("GET", "/fhir/Slot/{slot_id}"):                     "A   F   F   F   F   F   F   F   F   F   F",
+    ("GET", "/fhir/Appointment"):                        "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/fhir/Appointment/{appointment_id}"):       "A   F   F   F   F   F   F   F   N   F   N",
+    ("GET", "/fhir/Consent"):                            "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/fhir/Consent/{consent_id}"):               "A   F   F   F   F   N   F   F   N   F   N",
+    ("GET", "/fhir/MedicationRequest"):                  "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/fhir/MedicationRequest/{medication_request_id}"):
+                                                         "A   F   F   F   F   N   F   F   N   N   N",
+    ("GET", "/fhir/DocumentReference"):                  "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/fhir/DocumentReference/{document_id}"):    "A   F   F   F   F   N   F   F   N   N   N",
+    ("GET", "/fhir/Communication"):                      "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/fhir/Communication/{message_id}"):         "A   F   F   F   F   N   F   F   N   N   N",
+    ("GET", "/fhir/QuestionnaireResponse"):              "A   Y   N   N   N   N   N   N   N   N   N",
+    ("GET", "/fhir/QuestionnaireResponse/{response_id}"):
+                                                         "A   F   F   F   F   N   F   F   N   N   N",
 }
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 
@@ -372,6 +405,8 @@ def log_in(client: Any, email: str, password: str) -> dict[str, Any]:
 
 
 NOBODYS_PASSKEY = "00000000-0000-4000-8000-00000000e1e1"
+FHIR_CARE_SEARCHES = ("Appointment", "Consent", "MedicationRequest", "DocumentReference",
+                      "Communication", "QuestionnaireResponse")
 NOBODYS_ID = "00000000-0000-4000-8000-0000000000e2"  # no care relationship, grant or access
 REFERENCE_IDS = {"clinic_id": "riverside", "room_id": "riverside-room-1",
                  "type_id": "gp-in-person", "account_id": NOBODYS_ID}
@@ -395,8 +430,14 @@ class Requests:
                  "/v1/staff/prescription-requests": "?clinic_id=riverside",
                  "/v1/staff/documents": "?clinic_id=riverside",
                  "/v1/staff/message-threads": "?clinic_id=riverside",
-                 "/v1/staff/emergency-shares": "?clinic_id=riverside"}.get(
+                 "/v1/staff/emergency-shares": "?clinic_id=riverside",
+                 "/v1/audit/patients/{patient_id}/seen": "?day=2026-11-23"}.get(
                      template, query)
+        if template.startswith("/fhir/") and "{" not in template:
+            query = {"/fhir/Patient": f"?_id={self.patient_id}",
+                     "/fhir/AuditEvent": "?agent=system"}.get(
+                template, f"?patient=Patient/{self.patient_id}" if template.removeprefix(
+                    "/fhir/") in FHIR_CARE_SEARCHES else "")
         return template.format(consent_type=consent_type, patient_id=self.patient_id,
                                feature="telemedicine", passkey_id=NOBODYS_PASSKEY,
                                relationship_id=NOBODYS_ID, grant_id=NOBODYS_ID,
@@ -407,9 +448,13 @@ class Requests:
                                document_id=NOBODYS_ID, upload_id=NOBODYS_ID,
                                record_id=NOBODYS_ID, thread_id=NOBODYS_ID,
                                share_id=NOBODYS_ID, message_id=NOBODYS_ID,
+                               actor_ref="system", aggregate_id=NOBODYS_ID,
                                form_id="pre-consultation",
                                device_id="a-device", entry_id=NOBODYS_ID,
                                feed_file="a-made-up-feed-token-nobody-holds.ics",
+                               consent_id=NOBODYS_ID, response_id=NOBODYS_ID,
+                               medication_request_id=f"{NOBODYS_ID}-1",
+                               slot_id=f"{UUID(NOBODYS_ID).hex}-202611300900",
                                **REFERENCE_IDS) + query
 
     def body(self, method: str, template: str) -> dict[str, Any] | None:
@@ -602,6 +647,13 @@ def callers(client, container, clock, sign_up, staff_member) -> dict[str, dict[s
     return people
 
 
+def assert_operation_outcome(response: Any, status: int) -> None:
+    """The FHIR API's errors are OperationOutcome resources, not problem documents."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json"), response.headers
+    assert response.json()["resourceType"] == "OperationOutcome", response.text
+
+
 def status_class(status: int) -> Any:
     return OK if 200 <= status < 300 else status
 
@@ -627,7 +679,9 @@ def test_every_caller_gets_exactly_the_access_the_table_gives(client, callers, s
             response = client.request(method, requests.path(template), headers=headers,
                                       json=requests.body(method, template))
             actual = status_class(response.status_code)
-            if actual != OK and method != "HEAD":  # a HEAD answer has no body
+            if actual != OK and method != "HEAD" and template.startswith("/fhir/"):
+                assert_operation_outcome(response, response.status_code)
+            elif actual != OK and method != "HEAD":  # a HEAD answer has no body
                 assert_problem(response, response.status_code)
             if actual == expected:
                 continue
