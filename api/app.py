@@ -44,6 +44,7 @@ from api.controllers.feature_flags import FeatureFlagController, MyFeaturesContr
 from api.controllers.fhir import FhirController
 from api.controllers.forms import FormAdminController, FormController, StaffFormController
 from api.controllers.health import HealthController
+from api.controllers.integration import IntegrationController
 from api.controllers.messages import (
     MessageFeed,
     MessageRoutingController,
@@ -167,6 +168,7 @@ def create_app(container: Container, token_secret: str,
                         EmergencyPageController, share_positions, on_call_feed,
                         PushDeviceController, NotificationAdminController,
                         AuditController, FhirAuditEventController, FhirController,
+                        IntegrationController,
                         FormController, FormAdminController, StaffFormController],
         lifespan=[read_pool, signal_relay, live_messages, live_positions,
                   run_connection_checks],

@@ -26,6 +26,7 @@ from commands.emergency import EmergencyApplication, LinkSigner
 from commands.eventstore import CareApplication, CareFactory, EventStoreSettings
 from commands.feature_flags import FeatureFlagsApplication
 from commands.forms import FormsApplication
+from commands.identifiers import IdentifiersApplication
 from commands.identity import IdentityApplication
 from commands.messaging import MessagingApplication
 from commands.outbox import Contacts, OutboxDispatcher, senders_from
@@ -41,6 +42,7 @@ from commands.sign_in import SignIn
 from commands.telemedicine import TelemedicineApplication
 from commands.uploads import Uploads, uploads_from
 from commands.waitlist import WaitlistApplication
+from commands.webhooks import WebhookDispatcher, Webhooks
 from domain.consultations import Windows
 from domain.profiles import CommunicationPreferences
 from domain.schedule_types import StaticSchedule
@@ -65,7 +67,8 @@ APPLICATIONS: tuple[type[CareApplication], ...] = (IdentityApplication, Consents
                                                    CalendarApplication, TelemedicineApplication,
                                                    PrescriptionsApplication, DocumentsApplication,
                                                    FormsApplication, RecordsApplication,
-                                                   MessagingApplication, EmergencyApplication)
+                                                   MessagingApplication, EmergencyApplication,
+                                                   IdentifiersApplication)
 PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, AppointmentViews,
                                              PrescriptionAnalytics, PatientRecords, PatientThreads)
 
@@ -202,6 +205,8 @@ class Container:
     outbox: OutboxDispatcher = field(init=False)
     pharmacies: PharmacyDirectory = field(init=False)
     pharmacy_handoffs: PharmacyHandoffDispatcher = field(init=False)
+    webhooks: Webhooks = field(init=False)
+    webhook_dispatcher: WebhookDispatcher = field(init=False)
     uploads: Uploads = field(init=False)
     availability: Availability = field(init=False)
 
@@ -235,6 +240,12 @@ class Container:
             self.database.url, adapters_from(self.settings, self.settings.data_dir),
             self.prescriptions.handed_off, self.prescriptions.handoff_dead,
             max_attempts=self.settings.pharmacy_handoff_max_attempts)
+        # Outbound webhooks to clinic systems (ids and statuses only), with their dead letters.
+        self.webhooks = Webhooks(self.identity.factory.datastore,  # type: ignore[attr-defined]
+                                 allow_loopback_http=self.settings.mode is not Mode.PRODUCTION)
+        self.webhook_dispatcher = WebhookDispatcher(
+            self.database.url, max_attempts=self.settings.webhook_max_attempts,
+            loopback_only=self.settings.mode is not Mode.PRODUCTION)
         # Until the scheduling context is wired, an empty schedule: no clinics, no free slots.
         schedule: Any = self.applications.get("scheduling")
         self.availability = Availability(
@@ -306,6 +317,10 @@ class Container:
         return self.applications["prescriptions"]  # type: ignore[return-value]
 
     @property
+    def identifiers(self) -> IdentifiersApplication:
+        return self.applications["identifiers"]  # type: ignore[return-value]
+
+    @property
     def emergency(self) -> EmergencyApplication:
         return self.applications["emergency"]  # type: ignore[return-value]
 
@@ -364,10 +379,11 @@ class Container:
             follower.start()
 
     def start_outbox(self) -> None:
-        """Sends queued emails, texts and pharmacy handoffs from this process (`serve` and
-        `worker` do)."""
+        """Sends queued emails, texts, pharmacy handoffs and webhooks from this process
+        (`serve` and `worker` do)."""
         self.outbox.start()
         self.pharmacy_handoffs.start()
+        self.webhook_dispatcher.start()
 
     def close(self) -> None:
         runners = [*self.followers, *self.runners]
@@ -375,6 +391,7 @@ class Container:
             runner.request_stop()
         self.outbox.stop()
         self.pharmacy_handoffs.stop()
+        self.webhook_dispatcher.stop()
         for runner in runners:
             runner.stop()
         CareFactory.close_shared_pools(self.store.scope)

@@ -251,6 +251,10 @@ class Settings(BaseSettings):
     pharmacy_handoff_max_attempts: int = Field(
         8, ge=1, le=50, description="Delivery attempts for a prescription to a pharmacy "
         "(with exponential backoff from 30 seconds) before it goes to the dead-letter view.")
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=50, description="Delivery attempts for a webhook to a clinic system (with "
+        "exponential backoff from 30 seconds, at most 6 hours apart) before it goes to the "
+        "dead-letter view.")
     # ---- uploads and documents ---------------------------------------------------------------
     upload_storage: str = Field(
         "local", pattern="^(local|s3)$", description="Where uploaded files are kept, always "

@@ -20,8 +20,10 @@ import psycopg
 from eventsourcing.application import Application
 from psycopg import Cursor
 
+from commands.identifiers import DEMOGRAPHIC_TOPICS, demographics_statements
 from commands.reminders import REMINDER_TOPICS, ReminderPlanner
 from commands.waitlist import FREEING_TOPICS, Accounts, WaitlistApplication
+from commands.webhooks import WebhookPlanner
 from domain.emergency import EmergencyShare
 from domain.prescriptions import PrescriptionRequest
 from domain.records import Record
@@ -180,8 +182,46 @@ class ShareExpiryRunner(ProjectionRunner):
         return consumed
 
 
+class WebhookPlanning(Projection):
+    """Plans webhook deliveries to clinic systems (commands/webhooks.py) in the same transaction
+    as its tracking position: exactly once per event and subscription."""
+
+    name = "webhook_planning"
+    sources = WebhookPlanner.sources
+    tables = ()
+
+    def __init__(self) -> None:
+        self.planner = WebhookPlanner()
+
+    def ddl(self) -> Sequence[str]:
+        return []
+
+    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
+        for envelope in batch:
+            for statement in self.planner.statements(envelope.topic, envelope.event, cur):
+                cur.execute(statement.sql, statement.params)
+
+
+class PatientDemographics(Projection):
+    """Keeps patients' family names and dates of birth for matching records from clinic systems
+    (commands/identifiers.py), from the identity log, with its tracking position."""
+
+    name = "patient_demographics"
+    sources = {"identity": DEMOGRAPHIC_TOPICS}
+    tables = ()
+
+    def ddl(self) -> Sequence[str]:
+        return []
+
+    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
+        for envelope in batch:
+            for statement in demographics_statements(envelope.topic, envelope.event):
+                cur.execute(statement.sql, statement.params)
+
+
 FOLLOWERS: tuple[type[Projection], ...] = (WaitlistOffers, ReminderPlanning, PrescriptionDelays,
-                                           RecordReleases, ShareExpiry)
+                                           RecordReleases, ShareExpiry, WebhookPlanning,
+                                           PatientDemographics)
 
 
 def ensure_follower_tracking(conn: psycopg.Connection[Any]) -> None:
@@ -212,4 +252,10 @@ def followers_for(applications: Mapping[str, Application[Any]], waitlist: Waitli
     if "emergency" in applications:
         runners.append(ShareExpiryRunner(ShareExpiry(applications["emergency"], clock),
                                          applications, url))
+    if all(name in applications for name in WebhookPlanner.sources):
+        runners.append(ProjectionRunner(WebhookPlanning(), applications, url,
+                                        settings.projection_batch_size))
+    if "identifiers" in applications:
+        runners.append(ProjectionRunner(PatientDemographics(), applications, url,
+                                        settings.projection_batch_size))
     return runners

@@ -352,6 +352,31 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/v1/audit/actors/{actor_ref}/trail"):       "A   N   N   N   N   N   N   N   N   N   Y",
     ("GET", "/v1/audit/streams/{aggregate_id}"):         "A   N   N   N   N   N   N   N   N   N   F",
     ("GET", "/fhir/AuditEvent"):                         "A   N   N   N   N   N   N   N   N   N   Y",
+    # Integration with clinic systems: clinic administrators keep patients' identifiers, match
+    # incoming records, work the review queue, and subscribe their systems to webhooks (the
+    # review and delivery in the path are made up: not found).
+    ("PUT", "/v1/admin/patients/{patient_id}/identifiers"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/admin/patients/{patient_id}/identifiers"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("POST", "/v1/admin/identifier-matches"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/admin/identifier-reviews"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("POST", "/v1/admin/identifier-reviews/{review_id}/confirm"):
+                                                         "A   N   N   N   N   N   N   N   N   F   N",
+    ("POST", "/v1/admin/identifier-reviews/{review_id}/reject"):
+                                                         "A   N   N   N   N   N   N   N   N   F   N",
+    ("PUT", "/v1/admin/clinics/{clinic_id}/webhooks/{subscription_id}"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/admin/clinics/{clinic_id}/webhooks/{subscription_id}"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("DELETE", "/v1/admin/clinics/{clinic_id}/webhooks/{subscription_id}"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("GET", "/v1/admin/webhook-deliveries"):
+                                                         "A   N   N   N   N   N   N   N   N   Y   N",
+    ("POST", "/v1/admin/webhook-deliveries/{delivery_id}/retry"):
+                                                         "A   N   N   N   N   N   N   N   N   F   N",
     # The pre-call check: anyone signed in. The offer sent is not SDP; the check is made up.
     ("GET", "/v1/connection-checks/ice-servers"):        "A   Y   Y   Y   Y   Y   Y   Y   Y   Y   Y",
     ("POST", "/v1/connection-checks"):                   "A   V   V   V   V   V   V   V   V   V   V",
@@ -449,6 +474,8 @@ class Requests:
                                record_id=NOBODYS_ID, thread_id=NOBODYS_ID,
                                share_id=NOBODYS_ID, message_id=NOBODYS_ID,
                                actor_ref="system", aggregate_id=NOBODYS_ID,
+                               review_id=NOBODYS_ID, delivery_id=NOBODYS_ID,
+                               subscription_id="emis",
                                form_id="pre-consultation",
                                device_id="a-device", entry_id=NOBODYS_ID,
                                feed_file="a-made-up-feed-token-nobody-holds.ics",
@@ -562,6 +589,14 @@ class Requests:
             "/v1/staff/message-threads/{thread_id}/notes": {"note": "Called her"},
             "/v1/staff/message-threads/{thread_id}/reassign": {"team": "nurses"},
             "/v1/admin/clinics/{clinic_id}/message-routes": {"general": {"team": "reception"}},
+            "/v1/admin/patients/{patient_id}/identifiers": {
+                "identifiers": {"riverside-emis": f"R{n}"}},
+            "/v1/admin/identifier-matches": {"system": "riverside-emis", "identifiers": {},
+                                             "family_name": "Nobody",
+                                             "date_of_birth": "1990-01-01"},
+            "/v1/admin/clinics/{clinic_id}/webhooks/{subscription_id}": {
+                "url": "https://ehr.riverside.example/carebridge",
+                "event_types": ["appointment.booked"]},
             "/v1/admin/record-import": {"clinic_id": "riverside", "bundle": {
                 "resourceType": "Bundle", "type": "collection", "entry": []}},
             "/v1/admin/medication-import": {"clinic_id": "riverside", "format": "csv",
