@@ -374,5 +374,11 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
+from api.cli_report import report  # noqa: E402
+
+main.add_command(report)
+
+
 if __name__ == "__main__":
     main()
+

@@ -46,6 +46,7 @@ from commands.webhooks import WebhookDispatcher, Webhooks
 from domain.consultations import Windows
 from domain.profiles import CommunicationPreferences
 from domain.schedule_types import StaticSchedule
+from projections.analytics import CareAnalytics, analytics_key
 from projections.appointment_views import AppointmentViews
 from projections.audit_chain import AuditSealer
 from projections.base import Projection
@@ -73,6 +74,12 @@ PROJECTIONS: tuple[type[Projection], ...] = (ConsentViews, SecurityEvents, Appoi
                                              PrescriptionAnalytics, PatientRecords, PatientThreads)
 
 
+def projections_for(encryption_key: str) -> list[Projection]:
+    """Every projection, built. The care analytics stand for each patient by a keyed hash,
+    under a key derived from the encryption key."""
+    return [*(p() for p in PROJECTIONS), CareAnalytics(analytics_key(encryption_key))]
+
+
 def password_hasher(settings: Settings) -> PasswordHasher:
     return PasswordHasher(
         time_cost=settings.password_hash_time_cost,
@@ -94,8 +101,8 @@ def migrate(settings: Settings, database: Database, encryption_key: str) -> list
     if database.embedded_dir is not None:
         enable_app_login(database.owner_url)
     with psycopg.connect(database.owner_url, autocommit=True) as conn:
-        for projection_class in PROJECTIONS:
-            ensure_tables(conn, projection_class())
+        for projection in projections_for(encryption_key):
+            ensure_tables(conn, projection)
         ensure_follower_tracking(conn)
     return applied
 
@@ -240,6 +247,7 @@ class Container:
             self.database.url, adapters_from(self.settings, self.settings.data_dir),
             self.prescriptions.handed_off, self.prescriptions.handoff_dead,
             max_attempts=self.settings.pharmacy_handoff_max_attempts)
+        self.records.identifiers = self.identifiers  # imports match patients through it
         # Outbound webhooks to clinic systems (ids and statuses only), with their dead letters.
         self.webhooks = Webhooks(self.identity.factory.datastore,  # type: ignore[attr-defined]
                                  allow_loopback_http=self.settings.mode is not Mode.PRODUCTION)
@@ -252,9 +260,9 @@ class Container:
             schedule if schedule is not None else StaticSchedule(),
             PostgresBookings(self.identity.factory.datastore))  # type: ignore[attr-defined]
         self.runners = [
-            ProjectionRunner(p(), self.applications, self.database.url,
+            ProjectionRunner(p, self.applications, self.database.url,
                              self.settings.projection_batch_size)
-            for p in PROJECTIONS
+            for p in projections_for(self.encryption_key)
         ]
         self.waitlist.connect(None,  # the schedule booking uses
                               self.applications.get("appointments"),  # type: ignore[arg-type]

@@ -64,7 +64,7 @@ class Demographics:
     """What an incoming record says about the person, besides identifiers."""
 
     family_name: str
-    date_of_birth: date
+    date_of_birth: date | None  # unknown: never matched on name and birth date
 
 
 @dataclass(frozen=True)
@@ -374,7 +374,8 @@ def _fingerprint(system: str, identifiers: Mapping[str, str], demographics: Demo
     """The same record from the same system, whatever the spelling of the name's case."""
     return hashlib.sha256(json.dumps(
         [system, sorted(identifiers.items()), family_name_key(demographics.family_name),
-         demographics.date_of_birth.isoformat()]).encode()).hexdigest()
+         demographics.date_of_birth.isoformat() if demographics.date_of_birth else None]
+    ).encode()).hexdigest()
 
 
 def _decision(review_id: UUID, status: str, patient_id: UUID | None, actor: Actor,

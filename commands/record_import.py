@@ -73,7 +73,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 from uuid import UUID
 
@@ -114,12 +114,29 @@ WHEN = ("Give a date, like 2026-03-31, or a time with its offset from UTC, like 
         "2026-03-31T09:30:00+01:00 (Z for UTC).")
 
 
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+@dataclass(frozen=True)
+class ClinicPatient:
+    """A patient as the clinic's system knows them (a Patient resource of the bundle): the
+    NHS number and the system's own record number, with name and birth date to match on."""
+
+    nhs_number: str | None
+    local_number: str | None
+    family_name: str | None
+    date_of_birth: date | None
+
+
 @dataclass(frozen=True)
 class ImportedRecord:
-    """One record of the bundle, as `Record.enter` takes it; `where` is its entry (`entry[2]`)."""
+    """One record of the bundle, as `Record.enter` takes it; `where` is its entry (`entry[2]`).
+    The patient is either CareBridge's id (`Patient/<id>`) or, when the subject is a Patient of
+    the bundle, who the clinic's system says it is (`clinic_patient`), to be matched through
+    the identifier cross-reference (commands/identifiers.py)."""
 
     external_id: str
-    patient_ref: UUID
+    patient_ref: UUID | None
     kind: str
     code: str
     title: str
@@ -127,6 +144,12 @@ class ImportedRecord:
     content: dict[str, Any]
     occurred_at: datetime
     where: str
+    clinic_patient: ClinicPatient | None = None
+
+    @property
+    def subject_field(self) -> str:
+        return f"{self.where}.resource." + ("patient" if self.kind == Kind.VACCINATION
+                                            else "subject") + ".reference"
 
 
 @dataclass
@@ -199,7 +222,7 @@ class _Reading:
         return found
 
     def finish(self, draft: _Draft, external_id: str | None,
-               patient: UUID | None) -> ImportedRecord | None:
+               patient: UUID | ClinicPatient | None) -> ImportedRecord | None:
         try:
             entry = checked_entry(draft.kind, draft.code, draft.title, draft.status, draft.content)
         except InvalidInput as refused:
@@ -210,8 +233,10 @@ class _Reading:
             return None
         if self.failed or external_id is None or patient is None or draft.occurred_at is None:
             return None
-        return ImportedRecord(external_id, patient, entry["kind"], entry["code"], entry["title"],
-                              entry["status"], draft.content, draft.occurred_at, self.where)
+        clinic = patient if isinstance(patient, ClinicPatient) else None
+        return ImportedRecord(external_id, None if clinic else patient,  # type: ignore[arg-type]
+                              entry["kind"], entry["code"], entry["title"], entry["status"],
+                              draft.content, draft.occurred_at, self.where, clinic)
 
 
 class _Bundle:
@@ -310,7 +335,7 @@ def _record(resource: dict[str, Any], where: str, bundle: _Bundle,
         return None
     patient_key = "patient" if resource["resourceType"] == "Immunization" else "subject"
     return reading.finish(draft, _external_id(resource, reading),
-                          _patient(resource, reading, patient_key))
+                          _patient(resource, reading, patient_key, bundle))
 
 
 def _external_id(r: dict[str, Any], reading: _Reading) -> str | None:
@@ -325,14 +350,49 @@ def _external_id(r: dict[str, Any], reading: _Reading) -> str | None:
     return None
 
 
-def _patient(r: dict[str, Any], reading: _Reading, key: str) -> UUID | None:
+def _patient(r: dict[str, Any], reading: _Reading, key: str,
+             bundle: _Bundle) -> UUID | ClinicPatient | None:
+    """The clinic's own Patient resource in the bundle, when it carries identifiers; else
+    CareBridge's id (`Patient/<id>`)."""
     place, reference = reading.at(f"{key}.reference"), _at(r, key, "reference")
+    held = bundle.places.get(reference) if isinstance(reference, str) else None
+    if held is not None and _at(held[1], "resourceType") == "Patient" \
+            and _list(held[1], "identifier"):
+        return _clinic_patient(held[1], place, reading)
     match = _PATIENT.fullmatch(reference) if isinstance(reference, str) else None
     if match is None:
-        reading.fail(place, "Refer to the patient as Patient/ followed by their CareBridge id.")
+        reading.fail(place, "Refer to the patient as Patient/ followed by their CareBridge id, "
+                            "or to a Patient resource in the bundle.")
         return None
     found: UUID | None = reading.read(place, match.group(1), _uuid)
     return found
+
+
+def _clinic_patient(p: dict[str, Any], place: str, reading: _Reading) -> ClinicPatient | None:
+    """The NHS number (system https://fhir.nhs.uk/Id/nhs-number) and the clinic system's own
+    record number (the first other identifier), the family name and the birth date."""
+    nhs = local = None
+    for identifier in _list(p, "identifier"):
+        value = _str(_at(identifier, "value"))
+        if not value:
+            continue
+        if _at(identifier, "system") == NHS_NUMBER_SYSTEM:
+            nhs = nhs or value.replace(" ", "")
+        else:
+            local = local or value.strip()
+    if nhs is None and local is None:
+        reading.fail(place, "The patient this points to has no identifier value: give their "
+                            "NHS number or the clinic system's record number.")
+        return None
+    birth = _str(p.get("birthDate"))
+    born = None
+    if birth:
+        try:
+            born = date.fromisoformat(birth)
+        except ValueError:
+            reading.fail(place, "The patient's birthDate must be a date, like 1958-12-10.")
+            return None
+    return ClinicPatient(nhs, local, _str(_at(p, "name", 0, "family")), born)
 
 
 # ---- lab results --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ receives internal notes. Staff reads are recorded in `carebridge.record_access`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ log = logging.getLogger("carebridge.records")
 
 RECORDS = "carebridge.records"
 STAFF_SOURCE = "staff"
+IMPORT_SOURCE = "import"
 IMPORT_AMENDMENT = "The clinic's records system sent a corrected version."
 # Imported history this old is filed without telling the patient (a back-fill of years of
 # vaccinations should not send a message for each).
@@ -72,6 +74,7 @@ class RecordsApplication(CareApplication):
         self.idempotency = IdempotencyStore(self.factory.datastore)  # type: ignore[attr-defined]
         self.care, self.clinics = care, clinics
         self.release_delays = {**DEFAULT_RELEASE_DELAYS, **(release_delays or {})}
+        self.identifiers: Any = None  # the identifier cross-reference, for imports
 
     # ---- entering records --------------------------------------------------------------------
 
@@ -109,24 +112,20 @@ class RecordsApplication(CareApplication):
         return self._run(key, decide)
 
     def import_records(self, actor: Actor, clinic_id: str, entries: Sequence[ImportedRecord],
-                       at: datetime, source: str = "import") -> dict[str, int]:
+                       at: datetime, source: str = "import",
+                       system: str | None = None) -> dict[str, int]:
         """An export from the clinic's systems: all or nothing. Importing the same bundle again
         records nothing; a result that changed is recorded as a new version (an amendment, if
         it was final)."""
         self.may_import(actor, clinic_id)
-        errors = Rejections()
-        for entry in entries:
-            subject, when = _IMPORT_FIELDS.get(entry.kind, _IMPORT_FIELDS[""])
-            if self.care.identity.find_account(entry.patient_ref) is None:
-                errors.add(f"{entry.where}.{subject}", "No patient has this id.")
-            if entry.occurred_at > at + timedelta(minutes=5):
-                errors.add(f"{entry.where}.{when}", "is in the future.")
-        errors.raise_if_any()
+        entries = self._resolved(entries, system or f"{clinic_id}-{IMPORT_SOURCE}", at)
+        self._import_errors(entries, at).raise_if_any()
         source_ref = f"{source}:{clinic_id}"
         touched: list[Record] = []
         also: list[Statement] = []
         created = revised = 0
         for entry in entries:
+            assert entry.patient_ref is not None  # every entry's patient was checked above
             existing = self._existing(record_id(source_ref, entry.external_id))
             if existing is None:
                 record = Record.enter(
@@ -165,6 +164,43 @@ class RecordsApplication(CareApplication):
             self.save_all(*touched, also=also)
         return {"entries": len(entries), "created": created, "revised": revised,
                 "unchanged": len(entries) - created - revised}
+
+    def _import_errors(self, entries: Sequence[ImportedRecord], at: datetime) -> Rejections:
+        errors = Rejections()
+        for entry in entries:
+            subject, when = _IMPORT_FIELDS.get(entry.kind, _IMPORT_FIELDS[""])
+            if entry.patient_ref is None:
+                errors.add(entry.subject_field, "No certain match for this patient in "
+                           "CareBridge: an administrator must confirm who it is in the "
+                           "identifier review queue (GET /v1/admin/identifier-reviews), then "
+                           "import again.")
+            elif self.care.identity.find_account(entry.patient_ref) is None:
+                errors.add(f"{entry.where}.{subject}", "No patient has this id.")
+            if entry.occurred_at > at + timedelta(minutes=5):
+                errors.add(f"{entry.where}.{when}", "is in the future.")
+        return errors
+
+    def _resolved(self, entries: Sequence[ImportedRecord], system: str,
+                  at: datetime) -> list[ImportedRecord]:
+        """Entries whose subject is the clinic's own Patient resource get CareBridge's patient
+        through the identifier cross-reference: the NHS number, or `system`'s record number,
+        else name and birth date (uncertain matches wait for an administrator's review)."""
+        resolved = []
+        for entry in entries:
+            clinic = entry.clinic_patient
+            if entry.patient_ref is None and clinic is not None and self.identifiers is not None:
+                from commands.identifiers import Demographics
+
+                numbers = {"nhs": clinic.nhs_number} if clinic.nhs_number else {}
+                if clinic.local_number:
+                    numbers[system] = clinic.local_number
+                found = self.identifiers.resolve_patient(
+                    system, numbers,
+                    Demographics(clinic.family_name or "", clinic.date_of_birth), at)
+                resolved.append(dataclasses.replace(entry, patient_ref=found))
+            else:
+                resolved.append(entry)
+        return resolved
 
     @staticmethod
     def may_import(actor: Actor, clinic_id: str) -> None:

@@ -247,6 +247,9 @@ class StaffRecordList(msgspec.Struct):
 class RecordImport(msgspec.Struct, forbid_unknown_fields=True):
     clinic_id: str
     bundle: dict[str, Any]  # a FHIR R4 Bundle
+    # The clinic system the bundle comes from ("riverside-emis"): its record numbers on Patient
+    # resources are matched through the identifier cross-reference.
+    system: str | None = None
 
 
 class RecordImportSummary(msgspec.Struct):
@@ -697,4 +700,4 @@ class RecordImportController(Controller):
         container.records.may_import(actor, data.clinic_id)
         entries = parse_record_bundle(data.bundle)
         return RecordImportSummary(**container.records.import_records(
-            actor, data.clinic_id, entries, now))
+            actor, data.clinic_id, entries, now, system=data.system))

@@ -408,3 +408,40 @@ def test_times_are_shown_in_the_clinics_zone_across_the_clock_change(
         ada = signed_in_again(client, container, ada)
         [plan] = client.get("/v1/me/care-plans", headers=auth(ada)).json()
         assert plan["review_due"] is due, now
+
+
+def test_an_import_finds_the_patient_through_the_clinics_identifiers(
+        client, container, sign_up, staff_member):
+    """A clinic system names its patients by NHS number and its own record number: the import
+    finds the CareBridge patient through the identifier cross-reference, and refuses (naming the
+    entry) a patient it cannot match with certainty."""
+    from tests.domain.test_record_import import immunization
+
+    ada, admin = sign_up(), staff_member("clinic_admin")
+    linked = client.put(f"/v1/admin/patients/{ada['account_id']}/identifiers",
+                        headers=auth(admin), json={"identifiers": {"nhs": "943 476 5919"}})
+    assert linked.status_code == 200, linked.text
+
+    def bundle(nhs: str, number: str) -> dict[str, Any]:
+        patient = {"resourceType": "Patient", "id": "emis-1",
+                   "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs},
+                                  {"system": "https://emis.example/mrn", "value": number}],
+                   "name": [{"family": "Lovelace"}], "birthDate": "1958-12-10"}
+        vaccine = immunization(patient={"reference": "Patient/emis-1"},
+                               identifier=[{"value": f"imm-{number}"}])
+        return {"resourceType": "Bundle", "type": "collection",
+                "entry": [{"fullUrl": "Patient/emis-1", "resource": patient},
+                          {"resource": vaccine}]}
+
+    imported = client.post("/v1/admin/record-import", headers=auth(admin), json={
+        "clinic_id": "riverside", "system": "riverside-emis",
+        "bundle": bundle("9434765919", "R12345")})
+    assert imported.status_code == 200, imported.text
+    settle(container)
+    assert [r["kind"] for r in my_records(client, ada)] == ["vaccination"]
+
+    unknown = client.post("/v1/admin/record-import", headers=auth(admin), json={
+        "clinic_id": "riverside", "system": "riverside-emis",
+        "bundle": bundle("4010232137", "R99999")})
+    problem = assert_problem(unknown, 422)
+    assert field_names(problem) == {"entry[1].resource.patient.reference"}

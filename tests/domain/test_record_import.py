@@ -422,8 +422,9 @@ def test_every_bad_field_of_every_entry_is_reported_at_once_by_its_place():
     }
     assert errors["entry[0].resource.result[1].reference"].startswith(
         "There is no Observation Observation/missing in this bundle")
-    assert errors["entry[2].resource.patient.reference"] == \
-        "Refer to the patient as Patient/ followed by their CareBridge id."
+    assert errors["entry[2].resource.patient.reference"] == (
+        "Refer to the patient as Patient/ followed by their CareBridge id, or to a Patient "
+        "resource in the bundle.")
     assert errors["entry[3].resource.content[0].attachment.data"].startswith(
         "Send the letter as text: contentType text/plain")
     assert errors["entry[4].resource.code.text"] == "keep it under 200 characters"
