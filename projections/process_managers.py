@@ -7,7 +7,11 @@ tables, and are never rebuilt: replaying them from the start would offer and rem
   idempotent (an open offer of a slot is never opened twice). Its runner also lapses offers
   that ran out, on every round.
 - `ReminderPlanning` plans and withdraws reminders in the outbox, in the same transaction as
-  its tracking position: exactly once.
+  its tracking position: exactly once. `WebhookPlanning` plans webhook deliveries the same way;
+  `PatientDemographics` keeps the names and birth dates that identifier matching uses.
+- Sweeps do time-driven work on every round of their runner, as one leader: prescription
+  requests past their promised date, records whose release delay has passed, emergency shares
+  whose time ran out. Each of their changes is an event by `system`.
 """
 
 from __future__ import annotations
@@ -87,98 +91,68 @@ class WaitlistRunner(ProjectionRunner):
         return consumed
 
 
-class PrescriptionDelays(Projection):
+class Sweep(Projection):
+    """Time-driven work done on every round of its runner (`SweepRunner`): it follows its
+    context's log only so that one process leads at a time, and owns no tables."""
+
+    tables = ()
+
+    def __init__(self, work: Callable[[datetime], object], clock: Clock) -> None:
+        self.work, self.clock = work, clock
+
+    def ddl(self) -> Sequence[str]:
+        return []
+
+    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
+        return None
+
+
+class PrescriptionDelays(Sweep):
     """Marks repeat prescription requests past their promised date as delayed (and tells the
-    patient), and catches up pharmacy handoffs whose outcome never reached the request, on
-    every round of its runner; it follows the prescriptions log only to have one leader at a
-    time."""
+    patient), and catches up pharmacy handoffs whose outcome never reached the request."""
 
     name = "prescription_delays"
     sources = {"prescriptions": (PrescriptionRequest.TOPIC,)}
-    tables = ()
 
     def __init__(self, prescriptions: Any, clock: Clock) -> None:
-        self.prescriptions, self.clock = prescriptions, clock
+        def work(now: datetime) -> None:
+            prescriptions.mark_delayed(now)
+            prescriptions.reconcile_handoffs(now)
 
-    def ddl(self) -> Sequence[str]:
-        return []
-
-    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
-        return None
+        super().__init__(work, clock)
 
 
-class PrescriptionDelaysRunner(ProjectionRunner):
-    def __init__(self, delays: PrescriptionDelays, applications: Mapping[str, Application[Any]],
-                 url: str) -> None:
-        super().__init__(delays, applications, url)
-        self.delays = delays
-
-    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
-        consumed = super().catch_up(conn)
-        now = self.delays.clock()
-        self.delays.prescriptions.mark_delayed(now)
-        self.delays.prescriptions.reconcile_handoffs(now)
-        return consumed
-
-
-class RecordReleases(Projection):
+class RecordReleases(Sweep):
     """Releases records to patients when the delay configured for their test type has passed
-    (each release is an event by `system`, and tells the patient), on every round of its
-    runner; it follows the records log only to have one leader at a time."""
+    (each release is an event by `system`, and tells the patient)."""
 
     name = "record_releases"
     sources = {"records": (Record.TOPIC,)}
-    tables = ()
 
     def __init__(self, records: Any, clock: Clock) -> None:
-        self.records, self.clock = records, clock
-
-    def ddl(self) -> Sequence[str]:
-        return []
-
-    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
-        return None
+        super().__init__(records.release_due, clock)
 
 
-class RecordReleasesRunner(ProjectionRunner):
-    def __init__(self, releases: RecordReleases, applications: Mapping[str, Application[Any]],
-                 url: str) -> None:
-        super().__init__(releases, applications, url)
-        self.releases = releases
-
-    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
-        consumed = super().catch_up(conn)
-        self.releases.records.release_due(self.releases.clock())
-        return consumed
-
-
-class ShareExpiry(Projection):
+class ShareExpiry(Sweep):
     """Ends emergency location shares whose time ran out (an event by `system`; every viewer
-    hears that it ended), on every round of its runner."""
+    hears that it ended)."""
 
     name = "emergency_expiry"
     sources = {"emergency": (EmergencyShare.TOPIC,)}
-    tables = ()
 
     def __init__(self, emergency: Any, clock: Clock) -> None:
-        self.emergency, self.clock = emergency, clock
-
-    def ddl(self) -> Sequence[str]:
-        return []
-
-    def apply(self, cur: Cursor[Any], t: Tables, batch: Sequence[Envelope]) -> None:
-        return None
+        super().__init__(emergency.expire_due, clock)
 
 
-class ShareExpiryRunner(ProjectionRunner):
-    def __init__(self, expiry: ShareExpiry, applications: Mapping[str, Application[Any]],
+class SweepRunner(ProjectionRunner):
+    def __init__(self, sweep: Sweep, applications: Mapping[str, Application[Any]],
                  url: str) -> None:
-        super().__init__(expiry, applications, url)
-        self.expiry = expiry
+        super().__init__(sweep, applications, url)
+        self.sweep = sweep
 
     def catch_up(self, conn: psycopg.Connection[Any]) -> int:
         consumed = super().catch_up(conn)
-        self.expiry.emergency.expire_due(self.expiry.clock())
+        self.sweep.work(self.sweep.clock())
         return consumed
 
 
@@ -244,14 +218,14 @@ def followers_for(applications: Mapping[str, Application[Any]], waitlist: Waitli
                ProjectionRunner(ReminderPlanning(planner), applications, url,
                                 settings.projection_batch_size)]
     if "prescriptions" in applications:
-        runners.append(PrescriptionDelaysRunner(
-            PrescriptionDelays(applications["prescriptions"], clock), applications, url))
+        runners.append(SweepRunner(PrescriptionDelays(applications["prescriptions"], clock),
+                                   applications, url))
     if "records" in applications:
-        runners.append(RecordReleasesRunner(
-            RecordReleases(applications["records"], clock), applications, url))
+        runners.append(SweepRunner(RecordReleases(applications["records"], clock),
+                                   applications, url))
     if "emergency" in applications:
-        runners.append(ShareExpiryRunner(ShareExpiry(applications["emergency"], clock),
-                                         applications, url))
+        runners.append(SweepRunner(ShareExpiry(applications["emergency"], clock),
+                                   applications, url))
     if all(name in applications for name in WebhookPlanner.sources):
         runners.append(ProjectionRunner(WebhookPlanning(), applications, url,
                                         settings.projection_batch_size))
