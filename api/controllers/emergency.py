@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +20,6 @@ from uuid import UUID
 
 import anyio
 import msgspec
-import psycopg
 from litestar import Controller, Request, Response, WebSocket, get, post, websocket
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -29,8 +27,8 @@ from litestar.exceptions import SerializationException, WebSocketDisconnect
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.container import Container
-from api.controllers.messages import next_event
 from api.dependencies import idempotency_key, position_headers, provide_actor, signed_in
+from api.live import NotifyListener, forward
 from commands.emergency import CHANNEL, LivePositions
 from domain.access import Actor
 from domain.emergency import ENDED_WORDS, Outcome, ShareState, checked_position
@@ -266,37 +264,19 @@ class ShareFeed:
     is forgotten."""
 
     def __init__(self, url: str, positions: LivePositions) -> None:
-        self.url, self.positions = url, positions
-        self.listening = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.positions = positions
+        self.listener = NotifyListener(url, CHANNEL, self.heard)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="emergency-feed")
-        await asyncio.wait_for(self.listening.wait(), timeout=30)
+        await self.listener.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await self.listener.stop()
 
-    async def _listen(self) -> None:
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(self.url,
-                                                                 autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self.listening.set()
-                    async for notice in conn.notifies():
-                        change = json.loads(notice.payload)
-                        if change["state"] != ShareState.ACTIVE:  # Redis: off the loop
-                            await asyncio.to_thread(self.positions.forget,
-                                                    UUID(change["share_id"]))
-                        self.positions.hand_out({"type": "share", **change})
-            except psycopg.Error as error:
-                log.warning("emergency feed: database error (%s); listening again",
-                            type(error).__name__)
-                await asyncio.sleep(1.0)
+    async def heard(self, change: dict[str, Any]) -> None:
+        if change["state"] != ShareState.ACTIVE:  # Redis: off the loop
+            await asyncio.to_thread(self.positions.forget, UUID(change["share_id"]))
+        self.positions.hand_out({"type": "share", **change})
 
 
 async def _actor(socket: WebSocket[Any, Any, State]) -> Actor | None:
@@ -404,21 +384,7 @@ async def on_call_feed(socket: WebSocket[Any, Any, State]) -> None:
     queue = positions.watch(lambda frame: frame.get("clinic_id") == clinic_id)
     try:
         await socket.send_json({"type": "ready"})
-        receiving = asyncio.create_task(next_event(socket))
-        while True:
-            getting = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getting, receiving},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if receiving in done:
-                if receiving.exception() is not None \
-                        or receiving.result().get("type") == "websocket.disconnect":
-                    getting.cancel()
-                    return
-                receiving = asyncio.create_task(next_event(socket))
-                if getting not in done:
-                    getting.cancel()
-                    continue
-            await socket.send_json(getting.result())
+        await forward(socket, queue, lambda frame: frame)
     except WebSocketDisconnect:
         log.debug("on-call feed: a screen went away")
     finally:

@@ -9,8 +9,6 @@ never receives staff notes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,7 +17,6 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import msgspec
-import psycopg
 from litestar import Controller, Request, Response, WebSocket, get, post, put, websocket
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -36,6 +33,7 @@ from api.dependencies import (
     signed_in,
     wait_for_position,
 )
+from api.live import NotifyListener, forward
 from commands.care import ACCESS, read_relationship
 from commands.messaging import CHANNEL, TEAM_ROLES
 from commands.record_access import ROLE_WORDS, record_access_async
@@ -459,34 +457,14 @@ class MessageFeed:
     through the API, which stays the source of truth for clients that were offline."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
         self.subscribers: set[tuple[Callable[[dict[str, Any]], bool], asyncio.Queue[Any]]] = set()
-        self._task: asyncio.Task[None] | None = None
-        self.listening = asyncio.Event()
+        self.listener = NotifyListener(url, CHANNEL, self.fan_out)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="message-feed")
-        await asyncio.wait_for(self.listening.wait(), timeout=30)
+        await self.listener.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-
-    async def _listen(self) -> None:
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(self.url,
-                                                                 autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self.listening.set()
-                    async for notice in conn.notifies():
-                        self.fan_out(json.loads(notice.payload))
-            except psycopg.Error as error:
-                log.warning("message feed: database error (%s); listening again",
-                            type(error).__name__)
-                await asyncio.sleep(1.0)
+        await self.listener.stop()
 
     def fan_out(self, change: dict[str, Any]) -> None:
         for may_see, queue in list(self.subscribers):
@@ -508,11 +486,6 @@ def _filter_for(actor: Actor, patients: set[str]) -> Callable[[dict[str, Any]], 
             return False
         return change["team"] != Team.CLINICIAN.value or change["clinician_id"] == mine
     return may_see
-
-
-async def next_event(socket: WebSocket[Any, Any, State]) -> dict[str, Any]:
-    """The next ASGI event from a client (a message, or its going away)."""
-    return dict(await socket.receive())
 
 
 @websocket("/v1/messages/live")
@@ -542,27 +515,12 @@ async def message_feed(socket: WebSocket[Any, Any, State]) -> None:
     feed.subscribers.add(entry)
     try:
         await socket.send_json({"type": "ready"})
-        receiving = asyncio.create_task(next_event(socket))
-        while True:
-            getting = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getting, receiving},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if receiving in done:  # the client sent something (ignored) or went away
-                if receiving.exception() is not None \
-                        or receiving.result().get("type") == "websocket.disconnect":
-                    getting.cancel()
-                    break
-                receiving = asyncio.create_task(next_event(socket))
-                if getting not in done:
-                    getting.cancel()
-                    continue
-            change = getting.result()
-            await socket.send_json({"type": "thread", "thread_id": change["thread_id"],
-                                    "event": change["event"], "state": change["state"]})
+        await forward(socket, queue, lambda change: {
+            "type": "thread", "thread_id": change["thread_id"], "event": change["event"],
+            "state": change["state"]})
     except WebSocketDisconnect:
         log.debug("message feed: a client went away")
     except Exception:
         log.exception("message feed: a connection failed")
     finally:
         feed.subscribers.discard(entry)
-        receiving.cancel()
