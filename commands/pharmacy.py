@@ -44,6 +44,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from commands.eventstore import ListeningWorker, Statement
+from commands.http_post import DeliveryFailed, direct_opener, post
 from domain.access import Actor
 from domain.errors import Conflict, Forbidden, NotFound, Rejections
 from domain.identity import Role
@@ -333,22 +334,8 @@ class OutgoingHandoff:
                           "pharmacy_id": self.pharmacy_id, "prescription": self.payload})
 
 
-class DeliveryFailed(Exception):
-    """The pharmacy's side answered with a failure. `reason` is safe to store and log (an HTTP
-    status); `permanent` says that sending it again cannot help."""
-
-    def __init__(self, reason: str, permanent: bool) -> None:
-        super().__init__(reason)
-        self.reason, self.permanent = reason, permanent
-
-
 class Adapter(Protocol):
     def deliver(self, handoff: OutgoingHandoff) -> None: ...
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a prescription is never re-sent to an address the directory did not name
 
 
 class HttpPharmacyAdapter:
@@ -358,8 +345,7 @@ class HttpPharmacyAdapter:
 
     def __init__(self, token: str | None = None, timeout: float = HTTP_TIMEOUT_SECONDS) -> None:
         self.token, self.timeout = token, timeout
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                   _NoRedirects())
+        self._opener = direct_opener()
 
     def deliver(self, handoff: OutgoingHandoff) -> None:
         if urlsplit(handoff.endpoint).scheme not in ("https", "http"):
@@ -370,18 +356,7 @@ class HttpPharmacyAdapter:
                      "Idempotency-Key": str(handoff.handoff_id)})
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                response.read(65536)
-        except urllib.error.HTTPError as answer:
-            answer.close()
-            status = answer.code
-            raise DeliveryFailed(f"HTTP {status}", permanent=not (
-                status in (408, 429) or status >= 500)) from None
-        except urllib.error.URLError as error:
-            cause = error.reason
-            raise DeliveryFailed(type(cause).__name__ if isinstance(cause, BaseException)
-                                 else "URLError", permanent=False) from None
+        post(self._opener, request, self.timeout)
 
 
 class FileDropAdapter:

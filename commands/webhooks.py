@@ -43,6 +43,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from commands.eventstore import ListeningWorker, Statement
+from commands.http_post import DeliveryFailed, direct_opener, post
 from domain.access import Actor
 from domain.errors import Conflict, Forbidden, NotFound, Rejections
 from domain.identifiers import NHS, clinic_of
@@ -332,19 +333,6 @@ class WebhookPlanner:
 # ---- delivery ---------------------------------------------------------------------------------
 
 
-class DeliveryFailed(Exception):
-    """`reason` is safe to store and log; `permanent` says sending again cannot help."""
-
-    def __init__(self, reason: str, permanent: bool) -> None:
-        super().__init__(reason)
-        self.reason, self.permanent = reason, permanent
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # never re-sent to an address the subscription did not name
-
-
 @dataclass(frozen=True)
 class _Outcome:
     status: str
@@ -365,8 +353,7 @@ class WebhookDispatcher(ListeningWorker):
         super().__init__(database_url, poll_seconds)
         self.max_attempts, self.first_retry = max_attempts, first_retry
         self.timeout, self.loopback_only, self.clock = timeout, loopback_only, clock
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                   _NoRedirects())
+        self._opener = direct_opener()
 
     def deliver_due(self, limit: int = 100) -> int:
         """Tries each due delivery once, each in its own transaction; returns how many were
@@ -424,18 +411,7 @@ class WebhookDispatcher(ListeningWorker):
                      SIGNATURE_HEADER: sign(secret, body, timestamp),
                      "X-CareBridge-Event": event_type,
                      "X-CareBridge-Delivery": str(delivery_id)})
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                response.read(65536)
-        except urllib.error.HTTPError as answer:
-            answer.close()
-            status = answer.code
-            raise DeliveryFailed(f"HTTP {status}", permanent=not (
-                status in (408, 429) or status >= 500)) from None
-        except urllib.error.URLError as error:
-            cause = error.reason
-            raise DeliveryFailed(type(cause).__name__ if isinstance(cause, BaseException)
-                                 else "URLError", permanent=False) from None
+        post(self._opener, request, self.timeout)
 
     def _failed(self, conn: psycopg.Connection[Any], delivery_id: UUID, attempts: int,
                 reason: str, give_up: bool) -> _Outcome:
