@@ -5,9 +5,24 @@ retrying — 408, 429, 5xx and network errors; any other failure is permanent.""
 
 from __future__ import annotations
 
+import random
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from typing import Any
+
+# The retry schedule every outbound delivery shares: doubling waits from the first retry, at
+# most LONGEST_WAIT apart, with jitter so that retries after an outage do not arrive together.
+MAX_ATTEMPTS = 8
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_WAIT = timedelta(hours=6)
+HTTP_TIMEOUT_SECONDS = 10.0
+
+
+def backoff(first_retry: timedelta, attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failed attempt."""
+    wait = min(first_retry * 2 ** (attempts - 1), LONGEST_WAIT)
+    return wait * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
 
 
 class DeliveryFailed(Exception):

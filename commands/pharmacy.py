@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import urllib.error
 import urllib.request
@@ -44,7 +43,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from commands.eventstore import ListeningWorker, Statement
-from commands.http_post import DeliveryFailed, direct_opener, post
+from commands.http_post import (
+    FIRST_RETRY,
+    HTTP_TIMEOUT_SECONDS,
+    MAX_ATTEMPTS,
+    DeliveryFailed,
+    backoff,
+    direct_opener,
+    post,
+)
 from domain.access import Actor
 from domain.errors import Conflict, Forbidden, NotFound, Rejections
 from domain.identity import Role
@@ -54,10 +61,6 @@ log = logging.getLogger("carebridge.pharmacy")
 PHARMACIES = "carebridge.pharmacies"
 HANDOFFS = "carebridge.pharmacy_handoffs"
 CHANNEL = "carebridge_pharmacy_handoffs"
-MAX_ATTEMPTS = 8
-FIRST_RETRY = timedelta(seconds=30)
-LONGEST_WAIT = timedelta(hours=6)
-HTTP_TIMEOUT_SECONDS = 10.0
 
 # Who may do what. Pharmacies serve the whole network, so the directory is the clinic
 # administrators'; a handoff belongs to its request's clinic, and that clinic's coordinators
@@ -500,8 +503,7 @@ class PharmacyHandoffDispatcher(ListeningWorker):
     def _backoff(self, attempts: int) -> timedelta:
         """Doubling waits, capped, with jitter so that a pharmacy back from an outage is not
         hit by every queued handoff at the same moment."""
-        wait = min(self.first_retry * 2 ** (attempts - 1), LONGEST_WAIT)
-        return wait * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+        return backoff(self.first_retry, attempts)
 
     def _report(self, outcome: _Outcome) -> None:
         try:

@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import re
 import secrets
 import urllib.error
@@ -43,7 +42,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from commands.eventstore import ListeningWorker, Statement
-from commands.http_post import DeliveryFailed, direct_opener, post
+from commands.http_post import (
+    FIRST_RETRY,
+    HTTP_TIMEOUT_SECONDS,
+    MAX_ATTEMPTS,
+    DeliveryFailed,
+    backoff,
+    direct_opener,
+    post,
+)
 from domain.access import Actor
 from domain.errors import Conflict, Forbidden, NotFound, Rejections
 from domain.identifiers import NHS, clinic_of
@@ -56,10 +63,6 @@ DELIVERIES = "carebridge.webhook_deliveries"
 INDEX = "carebridge.patient_identifier_index"
 CHANNEL = "carebridge_webhook_deliveries"
 SIGNATURE_HEADER = "X-CareBridge-Signature"
-MAX_ATTEMPTS = 8
-FIRST_RETRY = timedelta(seconds=30)
-LONGEST_WAIT = timedelta(hours=6)
-HTTP_TIMEOUT_SECONDS = 10.0
 KEEPERS = frozenset({Role.CLINIC_ADMIN})
 _SUBSCRIPTION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -433,8 +436,7 @@ class WebhookDispatcher(ListeningWorker):
     def _backoff(self, attempts: int) -> timedelta:
         """Doubling waits, capped, with jitter so that an endpoint back from an outage is not
         hit by every queued delivery at once."""
-        wait = min(self.first_retry * 2 ** (attempts - 1), LONGEST_WAIT)
-        return wait * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+        return backoff(self.first_retry, attempts)
 
     def work(self) -> int:
         return self.deliver_due()
