@@ -219,10 +219,12 @@ def test_a_decision_on_a_record_without_identifiers_holds_when_it_arrives_again(
     hopper = Demographics("Hopper", date(1958, 12, 10))
     assert identifiers.resolve_patient("riverside-emis", {}, lovelace, clock.now) is None
     assert identifiers.resolve_patient("riverside-emis", {}, hopper, clock.now) is None
-    first, second = admin_client.get("/v1/admin/identifier-reviews", headers=auth(admin)).json()
-    admin_client.post(f"/v1/admin/identifier-reviews/{first['review_id']}/confirm",
+    # Both records arrived at the same moment: tell them apart by name, not by their order.
+    reviews = {r["family_name"]: r for r in admin_client.get(
+        "/v1/admin/identifier-reviews", headers=auth(admin)).json()}
+    admin_client.post(f"/v1/admin/identifier-reviews/{reviews['Lovelace']['review_id']}/confirm",
                       headers=auth(admin), json={})
-    admin_client.post(f"/v1/admin/identifier-reviews/{second['review_id']}/reject",
+    admin_client.post(f"/v1/admin/identifier-reviews/{reviews['Hopper']['review_id']}/reject",
                       headers=auth(admin))
 
     assert identifiers.resolve_patient("riverside-emis", {}, lovelace, clock.now) == UUID(
