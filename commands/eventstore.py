@@ -248,6 +248,23 @@ def wait_for_notify(conn: psycopg.Connection[Any], stop: threading.Event, second
     return False
 
 
+def notified_channels(conn: psycopg.Connection[Any], stop: threading.Event, seconds: float,
+                      settle_seconds: float = 0.0, slice_seconds: float = 0.1) -> set[str]:
+    """Waits like `wait_for_notify`, then gathers what else arrives within `settle_seconds`
+    (work that can wait a moment then runs once for many commits); the channels notified,
+    empty when none came within `seconds`."""
+    channels: set[str] = set()
+    waited = 0.0
+    while waited < seconds and not stop.is_set() and not channels:
+        channels.update(n.channel for n in conn.notifies(timeout=slice_seconds, stop_after=1))
+        waited += slice_seconds
+    if channels:
+        if settle_seconds:
+            stop.wait(settle_seconds)
+        channels.update(n.channel for n in conn.notifies(timeout=0))
+    return channels
+
+
 class ListeningWorker:
     """A background thread that runs `work()` whenever its channel is notified, and at least
     every `poll_seconds` (work that is due later, retries); it reconnects after database

@@ -112,6 +112,7 @@ _D: Any = Document
 class CareAnalytics(Projection):
     name = "care_analytics"
     schema = "analytics"
+    settle_seconds = 0.5
     tables = ("appointment_facts", "waitlist_entries", "waitlist_offers", "message_responses",
               "video_consultations", "form_completion", "uploads", "document_reviews")
     sources = {

@@ -10,7 +10,7 @@ at the end of every round. It owns no tables of its own to rebuild: checkpoints 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ Clock = Callable[[], datetime]
 class ChainSealing(Projection):
     name = "audit_chain"
     tables = ()
+    settle_seconds = 0.5
 
     def __init__(self, applications: Sequence[str]) -> None:
         # Every application's log, whichever contexts this process wires.
@@ -53,11 +54,14 @@ class AuditSealer(ProjectionRunner):
         self.key, self.clock = key, clock
         self.broken: set[str] = set()  # chains it refused to extend (logged once each)
 
-    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
-        """Seals each log up to its head, one log after the other (a log with nothing new costs
-        one short transaction per round)."""
+    def catch_up(self, conn: psycopg.Connection[Any],
+                 applications: Collection[str] | None = None) -> int:
+        """Seals each log named (all by default) up to its head, one log after the other (a
+        log with nothing new costs one short transaction)."""
         total = 0
         for application in self.projection.sources:
+            if applications is not None and application not in applications:
+                continue
             while (sealed := self._seal(conn, application)) > 0:
                 total += sealed
         return total

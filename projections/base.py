@@ -72,6 +72,10 @@ class Projection(ABC):
     sources: ClassVar[dict[str, tuple[str, ...]]]  # application name -> event topics
     tables: ClassVar[tuple[str, ...]]
     table_schemas: ClassVar[dict[str, str]] = {}  # table -> schema, when not `schema`
+    # How long the runner lets further commits gather after a notification before it reads:
+    # zero for views people wait for; a moment for work nobody waits on (analytics, sealing),
+    # which then runs once for many commits instead of once for each.
+    settle_seconds: ClassVar[float] = 0.0
 
     @abstractmethod
     def ddl(self) -> Sequence[str]:

@@ -119,6 +119,7 @@ class _Request:
 class PrescriptionAnalytics(Projection):
     name = "prescription_analytics"
     schema = "analytics"
+    settle_seconds = 0.5
     sources = {"prescriptions": (SUBMITTED, ESCALATED, DELAYED, *_STEP_OF)}
     tables = ("prescription_steps", "prescription_turnaround")
 

@@ -16,7 +16,7 @@ tables, and are never rebuilt: replaying them from the start would offer and rem
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,7 +78,8 @@ class WaitlistRunner(ProjectionRunner):
         super().__init__(offers, applications, url, batch_size)
         self.offers = offers
 
-    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
+    def catch_up(self, conn: psycopg.Connection[Any],
+                 applications: Collection[str] | None = None) -> int:
         now = self.offers.clock()
         booking = self.offers.waitlist.booking
         lapse = getattr(booking, "lapse_expired_holds", None)
@@ -86,7 +87,7 @@ class WaitlistRunner(ProjectionRunner):
             # Holds lapse by time; recording it (HoldLapsed) is what frees the slot for the
             # waitlist, so the leader records them as it goes.
             lapse(now)
-        consumed = super().catch_up(conn)
+        consumed = super().catch_up(conn, applications)
         self.offers.waitlist.tick(now)
         return consumed
 
@@ -150,8 +151,9 @@ class SweepRunner(ProjectionRunner):
         super().__init__(sweep, applications, url)
         self.sweep = sweep
 
-    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
-        consumed = super().catch_up(conn)
+    def catch_up(self, conn: psycopg.Connection[Any],
+                 applications: Collection[str] | None = None) -> int:
+        consumed = super().catch_up(conn, applications)
         self.sweep.work(self.sweep.clock())
         return consumed
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from eventsourcing.application import Application
 from psycopg import sql
 
 from commands.codec import CareMapper
-from commands.eventstore import EVENTSTORE_SCHEMA, events_table, wait_for_notify
+from commands.eventstore import EVENTSTORE_SCHEMA, events_table, notified_channels
 from projections.base import REBUILD_SUFFIX, Envelope, Projection, Tables
 
 log = logging.getLogger("carebridge.projections")
@@ -117,10 +117,20 @@ class ProjectionRunner:
         )
         return len(rows)
 
-    def catch_up(self, conn: psycopg.Connection[Any]) -> int:
+    def catch_up(self, conn: psycopg.Connection[Any],
+                 applications: Collection[str] | None = None) -> int:
+        """Applies everything new in the sources named (all of them by default), one batch
+        (one transaction) at a time; a source is caught up when a batch comes back short."""
         total = 0
-        while (n := self.run_batch(conn)) > 0:
-            total += n
+        for application, topics in self.projection.sources.items():
+            if applications is not None and application not in applications:
+                continue
+            while True:
+                with conn.transaction():
+                    n = self._batch(conn, self.live, self.projection.name, application, topics)
+                total += n
+                if n < self.batch_size:
+                    break
         return total
 
     # ---- the long-running loop -----------------------------------------------------------
@@ -165,13 +175,18 @@ class ProjectionRunner:
                 return
             self.is_leader = True
             log.info("projection %s: leading", self.projection.name)
-            for application in self.projection.sources:
-                channel = events_table(application)
+            sources = {events_table(a): a for a in self.projection.sources}
+            for channel in sources:
                 control.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            settle = self.projection.settle_seconds
             try:
+                self.catch_up(work)
                 while not self._stop.is_set():
-                    self.catch_up(work)
-                    wait_for_notify(control, self._stop, poll_interval)
+                    notified = notified_channels(control, self._stop, poll_interval, settle)
+                    # A notification names the log that grew: only that source is read. With
+                    # none in the poll interval, every source is (time-driven work runs too).
+                    self.catch_up(work, {sources[c] for c in notified if c in sources}
+                                  if notified else None)
             finally:
                 self.is_leader = False
 
