@@ -254,8 +254,9 @@ class Container:
         self.webhook_dispatcher = WebhookDispatcher(
             self.database.url, max_attempts=self.settings.webhook_max_attempts,
             loopback_only=self.settings.mode is not Mode.PRODUCTION)
-        # Until the scheduling context is wired, an empty schedule: no clinics, no free slots.
-        schedule: Any = self.applications.get("scheduling")
+        # The schedule booking uses: the one the `static_schedule` setting names (benchmarks,
+        # demos), else the scheduling context; without either, no clinics and no free slots.
+        schedule: Any = settings_schedule(self.settings) or self.applications.get("scheduling")
         self.availability = Availability(
             schedule if schedule is not None else StaticSchedule(),
             PostgresBookings(self.identity.factory.datastore))  # type: ignore[attr-defined]
