@@ -45,10 +45,15 @@ class IssuedToken:
     lifetime_seconds: int
 
 
+VERIFIED_CACHE_SIZE = 50_000  # tokens; emptied when full (a few tens of MB at most)
+
+
 class TokenService:
     def __init__(self, secret: str, lifetime: timedelta) -> None:
         self._secret = secret
         self.lifetime = lifetime
+        # token -> (actor, session id, issued at, expires at), for tokens that passed `verify`
+        self._verified: dict[str, tuple[Actor, UUID, int, int]] = {}
 
     def issue(self, actor: Actor, session_id: UUID, now: datetime) -> IssuedToken:
         expires = now + self.lifetime
@@ -161,7 +166,24 @@ class TokenService:
 
     def verify(self, token: str, now: datetime) -> tuple[Actor, UUID]:
         """Checks signature, audience, issuer and type, and expiry against `now` (the same
-        clock that issued it, so that tests can move time)."""
+        clock that issued it, so that tests can move time).
+
+        A token that passed the checks is remembered with its validity (a bounded cache keyed
+        by the whole token, so its signature is part of the key): a phone sends the same token
+        on every request, and checking the signature again would prove nothing new. The
+        session behind it is still checked on every request (`check_session`)."""
+        known = self._verified.get(token)
+        if known is None:
+            known = self._decode(token)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = known
+        actor, session_id, issued_at, expires_at = known
+        if not issued_at - 30 <= now.timestamp() < expires_at:
+            raise AccessTokenExpired(actor, session_id)
+        return actor, session_id
+
+    def _decode(self, token: str) -> tuple[Actor, UUID, int, int]:
         try:
             claims = jwt.decode(
                 token, self._secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
@@ -172,12 +194,9 @@ class TokenService:
                 raise jwt.InvalidTokenError("not an access token")
             actor = Actor(UUID(claims["sub"]), Role(claims["role"]),
                           frozenset(claims.get("clinics", [])))
-            session_id = UUID(claims["sid"])
+            return actor, UUID(claims["sid"]), int(claims["iat"]), int(claims["exp"])
         except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
             raise Unauthenticated("Sign in again: the access token is not valid.") from None
-        if not int(claims["iat"]) - 30 <= now.timestamp() < int(claims["exp"]):
-            raise AccessTokenExpired(actor, session_id)
-        return actor, session_id
 
 
 @dataclass(frozen=True)
