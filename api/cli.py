@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
 import secrets
 import signal
 import sys
 import threading
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import click
@@ -131,7 +133,10 @@ def migrate() -> None:
 @main.command("api")
 @click.option("--host", default=None, help="Address to listen on.")
 @click.option("--port", default=None, type=int, help="Port to listen on.")
-def api_only(host: str | None, port: int | None) -> None:
+@click.option("--workers", default=1, type=click.IntRange(1, 64), show_default=True,
+              help="API processes sharing the port. One process uses one core for Python; "
+              "give one per core the API may use (each keeps its own connections and caches).")
+def api_only(host: str | None, port: int | None, workers: int) -> None:
     """Run only the HTTP API (production, behind a process manager; run `migrate` first)."""
     runtime = _runtime()
     runtime.require_migrated()
@@ -141,6 +146,10 @@ def api_only(host: str | None, port: int | None) -> None:
 
     publish_default_consent_texts(container)
     publish_default_forms(container)
+    if workers > 1:
+        container.close()
+        _run_api_workers(runtime, host, port, workers)
+        return
     try:
         _run_api(runtime, container, host, port)
     finally:
@@ -365,6 +374,32 @@ def _run_api(runtime: Runtime, container, host: str | None, port: int | None) ->
     click.echo(f"CareBridge API on http://{host}:{port} — interactive docs at "
                f"http://{host}:{port}/schema (OpenAPI: /schema/openapi.json). Ctrl-C stops.")
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+def _run_api_workers(runtime: Runtime, host: str | None, port: int | None, workers: int) -> None:
+    import uvicorn
+
+    host = host or runtime.settings.host
+    port = port or runtime.settings.port
+    # The workers are new processes that read their settings again: they use the database this
+    # process resolved (an embedded one it started stays up while it runs).
+    os.environ["CAREBRIDGE_DATABASE_URL"] = runtime.database.url
+    click.echo(f"CareBridge API on http://{host}:{port} with {workers} worker processes. "
+               "Ctrl-C stops.")
+    uvicorn.run("api.cli:worker_app", factory=True, workers=workers, host=host, port=port,
+                log_config=None, access_log=False)
+
+
+def worker_app() -> Any:
+    """The app of one API worker process (`carebridge api --workers N` starts N of them)."""
+    from api.app import create_app
+
+    runtime = _runtime()
+    container = runtime.container()
+    app = create_app(container, runtime.token_secret)
+    app.on_shutdown.append(container.close)
+    container.warm()
+    return app
 
 
 def _wait_for_signal() -> None:
