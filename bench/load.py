@@ -366,6 +366,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=0,
                         help="simulated phones (default: a tenth of the rate, at least 20)")
     parser.add_argument("--profile", action="store_true", help="sample the API with py-spy")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="offer only the cheapest request (liveness) instead of the app's mix: "
+                        "what the framework and this machine allow at all")
     parser.add_argument("--api-workers", type=int, default=1,
                         help="API processes (`carebridge api --workers`)")
     args = parser.parse_args()
@@ -427,7 +430,8 @@ def main() -> None:
                 str(BIN / "locust"), "-f", str(Path(__file__).with_name("load_locust.py")),
                 "--headless", "--only-summary", "-u", str(users), "-r", str(users),
                 "--run-time", f"{args.seconds}s", "--stop-timeout", "10", "--host", base,
-                "--csv", str(prefix), "--loglevel", "WARNING"],
+                "--csv", str(prefix), "--loglevel", "WARNING",
+                "Ceiling" if args.ceiling else "Phone"],
                 env | {"CAREBRIDGE_LOAD_DATA": str(workdir / "data.json")}, workdir / "locust.log")
             probe.start()
             if args.profile:
@@ -463,6 +467,7 @@ def main() -> None:
         overall = figures["overall"]
         results: dict[str, Any] = {
             "offered_rate": args.rate, "users": users, "api_workers": args.api_workers,
+            "mix": "ceiling (liveness only)" if args.ceiling else "app",
             "seconds": args.seconds,
             "patients": args.patients, "requests": overall["requests"],
             "requests_per_second": overall["rps"], "p50_ms": overall["p50_ms"],

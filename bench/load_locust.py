@@ -194,3 +194,16 @@ class Phone(FastHttpUser):
         self._post(f"/v1/prescription-requests/{self.patient['requests'].pop(0)}/cancel",
                    "/v1/prescription-requests/{id}/cancel", None, allowed=(409,))
         return None
+
+
+class Ceiling(FastHttpUser):
+    """The framework's ceiling on this machine (`bench.load --ceiling`): the cheapest request
+    the API answers (liveness: no token, no database), at the same offered rate."""
+
+    wait_time = constant_throughput(DATA["rate"] / DATA["users"])
+    connection_timeout = 10.0
+    network_timeout = 30.0
+
+    @task
+    def alive(self) -> None:
+        self.client.get("/health/live", name="/health/live")
