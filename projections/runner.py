@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import zlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ TRACKING = "carebridge.projection_tracking"
 # so that rebuilt tables keep their owner and the default grants to auditors and analysts.
 TABLE_OWNER = "carebridge_app"
 REBUILD_BATCH = 10_000
+FULL_SWEEP_SECONDS = 30.0  # a quiet runner still reads every source this often
 Progress = Callable[[int, int], None]  # (events applied so far, events to apply in total)
 
 
@@ -181,12 +183,20 @@ class ProjectionRunner:
             settle = self.projection.settle_seconds
             try:
                 self.catch_up(work)
+                swept = time.monotonic()
                 while not self._stop.is_set():
                     notified = notified_channels(control, self._stop, poll_interval, settle)
-                    # A notification names the log that grew: only that source is read. With
-                    # none in the poll interval, every source is (time-driven work runs too).
-                    self.catch_up(work, {sources[c] for c in notified if c in sources}
-                                  if notified else None)
+                    # Every commit notifies its log's channel, and this connection listened
+                    # before the first catch-up: a notification names the log that grew, and
+                    # only that source is read. A quiet interval runs only the time-driven work
+                    # (subclasses); every source is read again now and then all the same.
+                    if notified:
+                        self.catch_up(work, {sources[c] for c in notified if c in sources})
+                    elif time.monotonic() - swept >= FULL_SWEEP_SECONDS:
+                        self.catch_up(work)
+                        swept = time.monotonic()
+                    else:
+                        self.catch_up(work, ())
             finally:
                 self.is_leader = False
 
