@@ -369,7 +369,7 @@ def _run_api(runtime: Runtime, container, host: str | None, port: int | None) ->
 
     host = host or runtime.settings.host
     port = port or runtime.settings.port
-    app = create_app(container, runtime.token_secret)
+    app = _tuned(create_app(container, runtime.token_secret), runtime.settings)
     container.warm()
     click.echo(f"CareBridge API on http://{host}:{port} — interactive docs at "
                f"http://{host}:{port}/schema (OpenAPI: /schema/openapi.json). Ctrl-C stops.")
@@ -396,9 +396,21 @@ def worker_app() -> Any:
 
     runtime = _runtime()
     container = runtime.container()
-    app = create_app(container, runtime.token_secret)
+    app = _tuned(create_app(container, runtime.token_secret), runtime.settings)
     app.on_shutdown.append(container.close)
     container.warm()
+    return app
+
+
+def _tuned(app: Any, settings: Settings) -> Any:
+    """The served app with its process-wide tuning applied when its event loop starts."""
+
+    async def limit_threads() -> None:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+
+    app.on_startup.append(limit_threads)
     return app
 
 

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
                                  "when a clinic has none of its own.")
     db_pool_size: int = Field(4, ge=1, description="Connections kept open per process.")
     db_pool_max_overflow: int = Field(16, ge=0, description="Extra connections under load.")
+    api_threads: int = Field(40, ge=1, le=200, description="Threads per API process that run "
+                             "its blocking handlers (commands, event store reads). More wait on "
+                             "the database side by side; fewer contend less for the "
+                             "interpreter.")
     read_your_writes_timeout_ms: int = Field(
         2000, ge=0, le=10000, description="How long a read that asks for a position waits "
         "for the projections to reach it.")
