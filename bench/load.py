@@ -283,6 +283,30 @@ class Process:
         self.log.close()
 
 
+def cpu_per_request(api: Process, base: str, patient: dict[str, Any],
+                    repeat: int = 200) -> dict[str, float]:
+    """The API's CPU time per request of each read, one request at a time after the load (so
+    nothing else is in flight): where the API's time goes, by request."""
+    reads = {"/health/live": "/health/live", "/v1/me": "/v1/me",
+             "/v1/me/appointments": "/v1/me/appointments", "/v1/me/records": "/v1/me/records",
+             "/v1/records/{id}": f"/v1/records/{patient['records'][0]}",
+             "/v1/me/message-threads": "/v1/me/message-threads",
+             "/v1/message-threads/{id}": f"/v1/message-threads/{patient['thread_id']}",
+             "/v1/me/prescription-requests": "/v1/me/prescription-requests",
+             "/v1/me/medications": "/v1/me/medications",
+             "/v1/availability": f"/v1/availability?consultation_type_id={GP.type_id}&limit=12"}
+    costs: dict[str, float] = {}
+    with httpx.Client(base_url=base, timeout=10,
+                      headers={"Authorization": f"Bearer {patient['token']}"}) as client:
+        for name, path in reads.items():
+            client.get(path)  # warm
+            before = api.cpu_seconds()
+            for _ in range(repeat):
+                client.get(path)
+            costs[name] = round((api.cpu_seconds() - before) * 1000 / repeat, 2)
+    return costs
+
+
 def postgres_cpu_seconds(data_dir: Path) -> float:
     """CPU time of the embedded PostgreSQL's processes (the server and its backends)."""
     total = 0.0
@@ -456,6 +480,7 @@ def main() -> None:
                    "locust": locust_cpu}
             for spy in spies:
                 spy.wait(60)
+            costs = cpu_per_request(api, base, probe_patient)
         finally:
             api.stop()
             runners.stop()
@@ -479,6 +504,7 @@ def main() -> None:
             "lag_by_view_p99_ms": {k: _lag(v, 99) for k, v in probe.lags.items()},
             "probe_errors": dict(probe.errors),
             "cpu_seconds": {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu.items()},
+            "api_cpu_ms_per_request": costs,
             "met_rate": overall["rps"] >= 1000,
             "met_p99": (overall["p99_ms"] or 1e9) < 100,
             "met_lag": bool(lags) and (_lag(lags, 99) or 1e9) < 50,
@@ -501,6 +527,9 @@ def _print_table(results: dict[str, Any]) -> None:
     for name, r in sorted(results["by_request"].items()):
         print(f"{name:<58} {r['requests']:>7} {r['rps']:>7} {r['p50_ms']!s:>6} "
               f"{r['p95_ms']!s:>6} {r['p99_ms']!s:>6} {r['failures']:>5}")
+    print("API CPU per request, one at a time (ms):")
+    for name, ms in results["api_cpu_ms_per_request"].items():
+        print(f"  {ms:>6}  {name}")
     for process in ("api", "projections"):
         profile = results.get(f"profile_{process}")
         if not profile:
