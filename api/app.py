@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request, Response
 from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -42,6 +44,7 @@ from api.controllers.emergency import (
 )
 from api.controllers.feature_flags import FeatureFlagController, MyFeaturesController
 from api.controllers.fhir import FhirController
+from api.controllers.fhir import handle_http as fhir_http_error
 from api.controllers.forms import FormAdminController, FormController, StaffFormController
 from api.controllers.health import HealthController
 from api.controllers.integration import IntegrationController
@@ -72,12 +75,19 @@ from api.controllers.uploads import UploadController
 from api.controllers.verification import MyVerificationController, SignInCodeController
 from api.controllers.waitlist import WaitlistController
 from api.logs import request_id_middleware
-from api.problems import EXCEPTION_HANDLERS
+from api.problems import EXCEPTION_HANDLERS, document_problems, handle_http
+from api.validation import MAX_BODY_BYTES, CareRequest, refuse_nul_in_address
 from commands.emergency import LivePositions
 from webrtc.console_routes import ConsoleController
 from webrtc.signaling import SignalRelay
 
-MAX_BODY_BYTES = 1_000_000
+
+def _route_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Errors raised before any controller is reached (no such route, method not allowed):
+    under /fhir an OperationOutcome, as every FHIR answer, elsewhere a problem document."""
+    if request.url.path.startswith("/fhir/"):
+        return fhir_http_error(request, exc)
+    return handle_http(request, exc)
 
 
 def _stores(broker_url: str | None) -> dict[str, Store]:
@@ -172,7 +182,9 @@ def create_app(container: Container, token_secret: str,
                         FormController, FormAdminController, StaffFormController],
         lifespan=[read_pool, signal_relay, live_messages, live_positions,
                   run_connection_checks],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, HTTPException: _route_error},
+        request_class=CareRequest,
+        before_request=refuse_nul_in_address,
         middleware=[
             request_id_middleware,
             RateLimitConfig(rate_limit=("minute", settings.rate_limit_per_minute),
@@ -197,6 +209,7 @@ def create_app(container: Container, token_secret: str,
         logging_config=None,
         debug=False,
     )
+    document_problems(app.openapi_schema)
     app.state.container = container
     app.state.tokens = TokenService(token_secret,
                                     timedelta(minutes=settings.access_token_minutes))

@@ -2,6 +2,10 @@
 
 msgspec (which Litestar uses) stops at the first error. When it refuses a body, we check each
 field of the declared struct on its own and report them all.
+
+Before any of that, a body or address that cannot be read at all is refused as bad input, not
+left to fail deeper down as a server error: JSON that is not UTF-8 or is nested deeper than the
+decoder goes, and text holding the NUL character, which PostgreSQL cannot store.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from typing import Any, get_args, get_origin
 
 import msgspec
 from litestar import Request
+from litestar.exceptions import ClientException
 from litestar.types import Empty
 
 from domain.errors import FieldError
 
+MAX_BODY_BYTES = 1_000_000  # any request body but an upload's chunks
 _EXPECTED = re.compile(r"Expected `([^`]+)`, got `([^`]+)`")
 _KIND_WORDS = {
     "str": "text",
@@ -99,5 +105,48 @@ def _struct_of(annotation: Any) -> type[msgspec.Struct] | None:
         for arg in get_args(annotation):
             found = _struct_of(arg)
             if found is not None:
+                return found
+    return None
+
+
+class CareRequest(Request[Any, Any, Any]):
+    """Litestar's request, refusing bodies its JSON decoder would turn into a server error."""
+
+    async def json(self) -> Any:
+        try:
+            document = await super().json()
+        except UnicodeDecodeError:
+            raise ClientException("The body is not valid UTF-8: send JSON encoded as UTF-8.") \
+                from None
+        except RecursionError:
+            raise ClientException("The JSON is nested too deeply to read: send a flatter "
+                                  "document, as the API schema describes.") from None
+        raw = self._connection_state.body
+        if isinstance(raw, bytes) and b"\\u0000" in raw:  # JSON can only carry NUL escaped
+            where = _nul_at(document, "body")
+            if where is not None:
+                raise ClientException(f"{where} holds the NUL character (\\u0000); remove it.")
+        return document
+
+
+def refuse_nul_in_address(request: Request[Any, Any, Any]) -> None:
+    """A before-request hook: a path or query with NUL (%00) is bad input, not a 500."""
+    if "\x00" in request.scope["path"] or b"%00" in request.scope["query_string"]:
+        raise ClientException("The address holds the NUL character (%00); remove it.")
+
+
+def _nul_at(value: Any, where: str) -> str | None:
+    """Where in a decoded JSON document a string (or key) holds NUL, if anywhere."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _nul_at(key, where) or _nul_at(item, f"{where}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{where}[{index}]")
+            if found:
                 return found
     return None

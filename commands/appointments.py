@@ -261,24 +261,26 @@ class AppointmentsApplication(CareApplication):
         by_clinic = actor.role != Role.PATIENT
         clinic = self._clinic(appointment.clinic_id)
 
+        def cancellation(current: Appointment) -> dict[str, Any]:
+            # The same answer whether this request cancelled it or it already was cancelled.
+            ends = current.free_cancellation_ends(clinic.policy)
+            return _view(current, at) | {
+                "late": current.late_cancellation,
+                "free_cancellation_ended_at": ends.isoformat(),
+                "free_cancellation_ended_at_local": local_when(ends, clinic.zone)}
+
         def decide() -> Decided:
             current = self.appointment(appointment_id)
             if not current.cancel(reason_code, clinic.policy, by_clinic, note, by=actor.ref,
                                   at=at):
-                return _view(current, at), [], []
+                return cancellation(current), [], []
             ledgers = self._ledgers_of(current)
             for ledger in ledgers:
                 ledger.release(appointment_id, by=actor.ref, at=at)
             also = [_slot_row(current, at)]
             if by_clinic:
                 also += self._tell_patient_of_cancellation(current, clinic, at)
-            result = _view(current, at) | {
-                "late": current.late_cancellation,
-                "free_cancellation_ended_at": current.free_cancellation_ends(
-                    clinic.policy).isoformat(),
-                "free_cancellation_ended_at_local": local_when(
-                    current.free_cancellation_ends(clinic.policy), clinic.zone)}
-            return result, [current, *ledgers], also
+            return cancellation(current), [current, *ledgers], also
 
         outcome = self._decide(key, decide, days=self._days_of(appointment))
         if outcome.result["changed"] and not outcome.replayed:

@@ -109,7 +109,7 @@ def patient_param(params: Mapping[str, list[str]]) -> UUID | None:
 
 def count_param(params: Mapping[str, list[str]]) -> int:
     raw = params.get("_count", [str(COUNT_DEFAULT)])[-1]
-    if not raw.isdigit() or not 0 < int(raw) <= COUNT_MAX:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= COUNT_MAX:
         raise InvalidInput([FieldError("_count", f"Give a number from 1 to {COUNT_MAX}.")])
     return int(raw)
 

@@ -519,7 +519,7 @@ class SchedulingApplication(CareApplication):
             session = parse_session({
                 "weekday": row.get("weekday") or "", "starts": (row.get("start") or "").strip(),
                 "ends": (row.get("end") or "").strip(), "clinic_id": (row.get("clinic") or "").strip(),
-                "slot_minutes": int(slot) if slot.isdigit() else -1,
+                "slot_minutes": int(slot) if slot.isascii() and slot.isdigit() else -1,
                 "consultation_type_ids": [t.strip() for t in
                                           (row.get("consultation_types") or "").split(";")
                                           if t.strip()],

@@ -41,8 +41,9 @@ def matching_step(secret: str, code: str, at: datetime) -> int | None:
     """The time step whose code this is, allowing one step of clock drift either way."""
     totp = pyotp.TOTP(secret)
     now_step = int(at.timestamp()) // STEP_SECONDS
+    typed = code.strip().encode()  # bytes: compare_digest refuses non-ASCII text
     for step in (now_step - 1, now_step, now_step + 1):
-        if hmac.compare_digest(totp.at(step * STEP_SECONDS), code.strip()):
+        if hmac.compare_digest(totp.at(step * STEP_SECONDS).encode(), typed):
             return step
     return None
 

@@ -140,7 +140,7 @@ def verify(secret: str, body: bytes, header: str, now: int, tolerance: int = 300
         return False
     expected = sign(secret, body, timestamp).split("v1=", 1)[1]
     return abs(now - timestamp) <= tolerance and hmac.compare_digest(
-        expected, parts.get("v1", ""))
+        expected.encode(), parts.get("v1", "").encode())  # bytes: any header text compares
 
 
 def _may_keep(actor: Actor, clinic_id: str | None = None) -> None:

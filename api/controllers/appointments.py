@@ -11,6 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api.container import Container
@@ -123,6 +124,9 @@ class Confirmation(msgspec.Struct):
 
 
 _DEPENDENCIES = signed_in()
+# A repeated request (its Idempotency-Key, or the same hold again) changes nothing: 200.
+ALREADY_DONE = {200: ResponseSpec(AppointmentState, description="Already done by an earlier "
+                                  "request: nothing changed")}
 _STATE_FIELDS = set(AppointmentState.__struct_fields__)
 
 
@@ -155,7 +159,7 @@ class AppointmentController(Controller):
     tags = ["appointments"]
     dependencies = _DEPENDENCIES
 
-    @post("/holds", status_code=201, sync_to_thread=True,
+    @post("/holds", status_code=201, sync_to_thread=True, responses=ALREADY_DONE,
           summary="Hold a slot while the patient confirms (it lapses by itself)")
     def hold(self, request: Request[Any, Any, State], data: JSONBody[HoldRequest],
              actor: NamedDependency[Actor], container: NamedDependency[Container],
@@ -214,7 +218,7 @@ class StaffAppointmentController(Controller):
     tags = ["appointments (staff)"]
     dependencies = _DEPENDENCIES
 
-    @post("/", status_code=201, sync_to_thread=True,
+    @post("/", status_code=201, sync_to_thread=True, responses=ALREADY_DONE,
           summary="Book on a patient's behalf (confirmed at once)")
     def book(self, request: Request[Any, Any, State], data: JSONBody[StaffBooking],
              actor: NamedDependency[Actor], container: NamedDependency[Container],

@@ -17,21 +17,21 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException
 from litestar.params import FromPath, QueryParameter
 
 from api.audit import audit_bundle, date_filter
 from api.container import Container
-from api.controllers.fhir import FHIR_JSON, handle_domain_error, handle_http, handle_unexpected
+from api.controllers.fhir import EXCEPTION_HANDLERS as FHIR_EXCEPTION_HANDLERS
+from api.controllers.fhir import FHIR_JSON
 from api.dependencies import signed_in
 from commands.audit_trail import AuditTrail, Entry
 from commands.record_access import record_access
 from domain.access import Action, Actor, authorise
-from domain.errors import CareBridgeError, FieldError, InvalidInput, NotFound
+from domain.errors import FieldError, InvalidInput, NotFound
 
 Limit = Annotated[int, QueryParameter(ge=1, le=5000, description="Entries per page.")]
-Offset = Annotated[int, QueryParameter(ge=0, description="Entries to skip (the previous page's "
-                                                          "`next_offset`).")]
+Offset = Annotated[int, QueryParameter(ge=0, le=2**63 - 1, description="Entries to skip (the "
+                                       "previous page's `next_offset`).")]  # an SQL bigint
 
 
 class TrailEntry(msgspec.Struct):
@@ -173,8 +173,7 @@ class FhirAuditEventController(Controller):
     path = "/fhir"
     tags = ["audit", "FHIR R4"]
     dependencies = signed_in()
-    exception_handlers = {CareBridgeError: handle_domain_error, HTTPException: handle_http,
-                          Exception: handle_unexpected}
+    exception_handlers = FHIR_EXCEPTION_HANDLERS
 
     @get("/AuditEvent", sync_to_thread=True, media_type=FHIR_JSON,
          summary="AuditEvents by patient and/or agent, optionally by date (FHIR search)")

@@ -71,7 +71,7 @@ def _patient_zone(raw: str | None, errors: Rejections) -> ZoneInfo | None:
 def _limit(raw: str | None, default: int, errors: Rejections) -> int:
     if raw is None:
         return default
-    if not (raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):  # not "³"
         errors.add("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
         return default
     return int(raw)

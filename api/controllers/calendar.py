@@ -23,7 +23,7 @@ from commands.calendar import render
 from domain.access import Action, Actor, PatientResource, authorise, authorise_ever
 from domain.errors import NotFound
 
-ICS = "text/calendar; charset=utf-8"
+ICS = "text/calendar"  # Litestar adds "; charset=utf-8" to text types
 # Calendar apps poll; the entries change when an appointment does, so keep caches short and
 # private (the URL is a secret).
 NO_SHARED_CACHE = {"Cache-Control": "private, max-age=300"}
@@ -46,7 +46,7 @@ class CalendarController(Controller):
     tags = ["calendar"]
     dependencies = _DEPENDENCIES
 
-    @get("/appointments/{appointment_id:uuid}/calendar.ics", sync_to_thread=True,
+    @get("/appointments/{appointment_id:uuid}/calendar.ics", sync_to_thread=True, media_type=ICS,
          summary="One appointment as an iCalendar file (no medical detail)")
     def appointment_file(self, appointment_id: FromPath[UUID], actor: NamedDependency[Actor],
                          container: NamedDependency[Container],
@@ -92,7 +92,7 @@ class CalendarFeedController(Controller):
     dependencies = {"container": _DEPENDENCIES["container"], "now": _DEPENDENCIES["now"]}
     security = [{}]
 
-    @get("/{feed_file:str}", sync_to_thread=True,
+    @get("/{feed_file:str}", sync_to_thread=True, media_type=ICS,
          summary="A patient's private calendar feed (the address is the credential)")
     def feed(self, feed_file: FromPath[str], container: NamedDependency[Container],
              now: NamedDependency[datetime]) -> Response[bytes]:

@@ -12,6 +12,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -184,7 +185,8 @@ class PatientConsentController(Controller):
             for r in rows
         ]
 
-    @post("/me/consents", status_code=201, sync_to_thread=True,
+    @post("/me/consents", status_code=201, sync_to_thread=True, responses={200: ResponseSpec(
+              ConsentChange, description="Already given to this version: nothing changed")},
           summary="Give consent to the current text version")
     def give(self, request: Request[Any, Any, State], data: JSONBody[GiveConsent],
              actor: NamedDependency[Actor], container: NamedDependency[Container],
@@ -229,6 +231,8 @@ class StaffConsentController(Controller):
         return await _states(read_pool, patient_id, zone)
 
     @post("/consent-texts/{consent_type:str}", status_code=201, sync_to_thread=True,
+          responses={200: ResponseSpec(PublishedText, description="This version with this "
+                                       "text is already published: nothing changed")},
           summary="Publish a new version of a consent text (clinic administrators)")
     def publish(self, request: Request[Any, Any, State], consent_type: FromPath[ConsentType],
                 data: JSONBody[PublishText], actor: NamedDependency[Actor],

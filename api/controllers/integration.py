@@ -162,56 +162,56 @@ class IntegrationController(Controller):
     path = "/v1/admin"
     tags = ["integration (clinic administrators)"]
     dependencies = {**signed_in(),
-                    "identifiers": Provide(provide_identifiers, sync_to_thread=False),
+                    "registry": Provide(provide_identifiers, sync_to_thread=False),
                     "webhooks": Provide(provide_webhooks, sync_to_thread=False)}
 
     @get("/patients/{patient_id:uuid}/identifiers", sync_to_thread=True,
          summary="A patient's NHS number and local record numbers")
     def get_identifiers(self, patient_id: FromPath[UUID], actor: NamedDependency[Actor],
-                        identifiers: NamedDependency[IdentifiersApplication],
+                        registry: NamedDependency[IdentifiersApplication],
                         ) -> Response[IdentifiersView]:
-        return _identifiers(identifiers.identifiers_of(actor, patient_id))
+        return _identifiers(registry.identifiers_of(actor, patient_id))
 
     @put("/patients/{patient_id:uuid}/identifiers", sync_to_thread=True,
          summary="Set a patient's NHS number and the local numbers of my clinics' systems")
     def put_identifiers(self, request: Request[Any, Any, Any], patient_id: FromPath[UUID],
                         data: JSONBody[IdentifiersEntry], actor: NamedDependency[Actor],
-                        identifiers: NamedDependency[IdentifiersApplication],
+                        registry: NamedDependency[IdentifiersApplication],
                         now: NamedDependency[datetime]) -> Response[IdentifiersView]:
         version = expected_version(request, "the identifiers you read")
-        return _identifiers(identifiers.put(actor, patient_id, data.identifiers, now, version))
+        return _identifiers(registry.put(actor, patient_id, data.identifiers, now, version))
 
     @post("/identifier-matches", status_code=200, sync_to_thread=True,
           summary="Match a record from a clinic system to a patient")
     def match(self, data: JSONBody[IncomingRecord], actor: NamedDependency[Actor],
-              identifiers: NamedDependency[IdentifiersApplication],
+              registry: NamedDependency[IdentifiersApplication],
               now: NamedDependency[datetime]) -> MatchView:
-        found = identifiers.match_for(actor, data.system, data.identifiers,
+        found = registry.match_for(actor, data.system, data.identifiers,
                                       Demographics(data.family_name, data.date_of_birth), now)
         return MatchView(found.outcome, found.patient_id, found.reason, found.review_id)
 
     @get("/identifier-reviews", sync_to_thread=True,
          summary="Uncertain matches at my clinics (open ones by default), oldest first")
     def reviews(self, actor: NamedDependency[Actor],
-                identifiers: NamedDependency[IdentifiersApplication],
+                registry: NamedDependency[IdentifiersApplication],
                 status: Annotated[ReviewStatus, QueryParameter(name="status")] = ReviewStatus.OPEN,
                 ) -> list[ReviewView]:
-        return [_review(review) for review in identifiers.reviews(actor, status.value)]
+        return [_review(review) for review in registry.reviews(actor, status.value)]
 
     @post("/identifier-reviews/{review_id:uuid}/confirm", status_code=200, sync_to_thread=True,
           summary="Confirm an uncertain match: link the record's identifiers to the patient")
     def confirm(self, review_id: FromPath[UUID], data: JSONBody[Confirmation],
                 actor: NamedDependency[Actor],
-                identifiers: NamedDependency[IdentifiersApplication],
+                registry: NamedDependency[IdentifiersApplication],
                 now: NamedDependency[datetime]) -> ReviewView:
-        return _review(identifiers.confirm(actor, review_id, data.patient_id, now))
+        return _review(registry.confirm(actor, review_id, data.patient_id, now))
 
     @post("/identifier-reviews/{review_id:uuid}/reject", status_code=200, sync_to_thread=True,
           summary="Reject an uncertain match: the record is about none of the candidates")
     def reject(self, review_id: FromPath[UUID], actor: NamedDependency[Actor],
-               identifiers: NamedDependency[IdentifiersApplication],
+               registry: NamedDependency[IdentifiersApplication],
                now: NamedDependency[datetime]) -> ReviewView:
-        return _review(identifiers.reject(actor, review_id, now))
+        return _review(registry.reject(actor, review_id, now))
 
     @put("/clinics/{clinic_id:str}/webhooks/{subscription_id:str}", sync_to_thread=True,
          summary="Add or change a webhook of my clinic")

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.dependencies import signed_in
@@ -86,7 +87,8 @@ class PushDeviceController(Controller):
     dependencies = {**signed_in(),
                     "push_devices": Provide(provide_push_devices, sync_to_thread=False)}
 
-    @put("/{device_id:str}", sync_to_thread=True,
+    @put("/{device_id:str}", sync_to_thread=True, responses={201: ResponseSpec(
+             PushDeviceView, description="A device registered for the first time")},
          summary="Register this device for push notifications (or renew its token)")
     def register(self, device_id: FromPath[str], data: JSONBody[PushDeviceEntry],
                  actor: NamedDependency[Actor], push_devices: NamedDependency[PushDevices],

@@ -51,6 +51,8 @@ from domain.records import FLAG_WORDS, KIND_WORDS, STATUS_WORDS, Flag, Kind, Sta
 from projections.record_views import DOCUMENT_KIND, PROJECTION, patient_record, patient_records
 
 PAGE_MAX = 100
+# The access report's cursor is a row id: a bigint, so larger is refused, not a server error.
+AccessCursor = Annotated[int | None, QueryParameter(name="cursor", ge=1, le=2**63 - 1)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 
@@ -553,7 +555,7 @@ class PatientRecordController(Controller):
                         read_pool: NamedDependency[AsyncConnectionPool],
                         container: NamedDependency[Container], zone: NamedDependency[ZoneInfo],
                         now: NamedDependency[datetime],
-                        cursor: Annotated[int | None, QueryParameter(name="cursor", ge=1)] = None,
+                        cursor: AccessCursor = None,
                         limit: Annotated[int, QueryParameter(name="limit", ge=1,
                                                              le=PAGE_MAX)] = 50) -> AccessReport:
         return await self._report(actor, actor.account_id, read_pool, container, zone, now,
@@ -565,8 +567,7 @@ class PatientRecordController(Controller):
                            read_pool: NamedDependency[AsyncConnectionPool],
                            container: NamedDependency[Container],
                            zone: NamedDependency[ZoneInfo], now: NamedDependency[datetime],
-                           cursor: Annotated[int | None, QueryParameter(name="cursor",
-                                                                        ge=1)] = None,
+                           cursor: AccessCursor = None,
                            limit: Annotated[int, QueryParameter(
                                name="limit", ge=1, le=PAGE_MAX)] = 50) -> AccessReport:
         return await self._report(actor, patient_id, read_pool, container, zone, now, cursor,

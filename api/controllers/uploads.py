@@ -19,11 +19,13 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException, InternalServerException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from api.container import Container
 from api.dependencies import idempotency_key, signed_in
 from api.problems import (
+    PROBLEM_JSON,
     Problem,
     handle_domain_error,
     handle_http,
@@ -74,6 +76,22 @@ _STATUS: tuple[tuple[type[CareBridgeError], int], ...] = (
     (UploadExpired, 410),
     (ScannerUnavailable, 503),
 )
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(Problem, description=description, media_type=PROBLEM_JSON,
+                        generate_examples=False)
+
+
+# What tus adds to the answers every operation documents (api/problems.py SHARED_PROBLEMS).
+TUS_PROBLEMS: dict[int, ResponseSpec] = {
+    410: _problem("The upload has expired: start a new one."),
+    412: _problem(f"Send 'Tus-Resumable: {TUS_VERSION}' with every request."),
+    415: _problem("This type of file is not accepted, or a chunk was not sent as "
+                  f"{OFFSET_OCTET_STREAM}."),
+    460: _problem("The chunk's Upload-Checksum does not match its bytes: send it again."),
+    503: _problem("The malware scanner cannot be reached; try again later (Retry-After)."),
+}
 
 
 def _tus(response: Response[Any], **extra: str) -> Response[Any]:
@@ -141,6 +159,7 @@ class UploadController(Controller):
             "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS)})
 
     @post("/", status_code=201, sync_to_thread=True, before_request=require_tus_version,
+          responses=TUS_PROBLEMS,
           summary="Start an upload (Upload-Length; Upload-Metadata with filename and "
           "document_type, optionally appointment_id, replaces, patient_id)")
     def create(self, request: Request[Any, Any, State], actor: NamedDependency[Actor],
@@ -155,6 +174,7 @@ class UploadController(Controller):
                     **_expires(upload))
 
     @head("/{upload_id:uuid}", sync_to_thread=True, before_request=require_tus_version,
+          responses=TUS_PROBLEMS,
           summary="Where an upload stands (Upload-Offset); finishes one whose bytes all came")
     def where(self, upload_id: FromPath[UUID], actor: NamedDependency[Actor],
               container: NamedDependency[Container],
@@ -167,6 +187,7 @@ class UploadController(Controller):
         return _tus(Response(None, status_code=200), **headers)
 
     @patch("/{upload_id:uuid}", status_code=204, request_max_body_size=None,
+           responses=TUS_PROBLEMS,
            before_request=require_tus_version,
            summary="Send the next chunk from Upload-Offset (application/offset+octet-stream)")
     async def append(self, request: Request[Any, Any, State], upload_id: FromPath[UUID],
@@ -193,7 +214,7 @@ class UploadController(Controller):
         return _tus(Response(None, status_code=204), **{"Upload-Offset": str(upload.offset)},
                     **_expires(upload))
 
-    @delete("/{upload_id:uuid}", status_code=204, sync_to_thread=True,
+    @delete("/{upload_id:uuid}", status_code=204, sync_to_thread=True, responses=TUS_PROBLEMS,
             before_request=require_tus_version,
             summary="Cancel an upload and delete what it stored")
     def terminate(self, upload_id: FromPath[UUID], actor: NamedDependency[Actor],

@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api.container import Container
@@ -88,7 +89,8 @@ class WaitlistController(Controller):
     tags = ["waitlist"]
     dependencies = _DEPENDENCIES
 
-    @post("/", status_code=201, sync_to_thread=True,
+    @post("/", status_code=201, sync_to_thread=True, responses={200: ResponseSpec(
+              WaitlistEntryView, description="Already on the list for this: nothing changed")},
           summary="Ask for an earlier appointment when one frees up")
     def join(self, request: Request[Any, Any, State], data: JSONBody[JoinWaitlist],
              actor: NamedDependency[Actor], container: NamedDependency[Container],
