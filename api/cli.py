@@ -21,6 +21,12 @@ from api.database import Database, local_secrets, resolve
 from api.settings import Mode, Settings
 
 log = logging.getLogger("carebridge")
+# How the API's HTTP server treats slow, huge and idle clients (api/server_limits.py): deadlines
+# for a request's head and body, a cap on its head, idle keep-alive connections closed after
+# 5 s, and at most 2,048 requests in flight per process.
+SERVER_LIMITS: dict[str, Any] = {"http": "api.server_limits:GuardedHttpTools",
+                                 "timeout_keep_alive": 5, "limit_concurrency": 2048,
+                                 "backlog": 2048}
 
 
 class Runtime:
@@ -373,7 +379,7 @@ def _run_api(runtime: Runtime, container, host: str | None, port: int | None) ->
     container.warm()
     click.echo(f"CareBridge API on http://{host}:{port} — interactive docs at "
                f"http://{host}:{port}/schema (OpenAPI: /schema/openapi.json). Ctrl-C stops.")
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, **SERVER_LIMITS)
 
 
 def _run_api_workers(runtime: Runtime, host: str | None, port: int | None, workers: int) -> None:
@@ -387,7 +393,7 @@ def _run_api_workers(runtime: Runtime, host: str | None, port: int | None, worke
     click.echo(f"CareBridge API on http://{host}:{port} with {workers} worker processes. "
                "Ctrl-C stops.")
     uvicorn.run("api.cli:worker_app", factory=True, workers=workers, host=host, port=port,
-                log_config=None, access_log=False)
+                log_config=None, access_log=False, **SERVER_LIMITS)
 
 
 def worker_app() -> Any:
