@@ -54,7 +54,7 @@ class Phone(FastHttpUser):
         self.opened += 1
         if self.opened % 25 == 0:
             self.patient = self.mine[(self.opened // 25) % len(self.mine)]
-        return float(self.pace())  # type: ignore[call-arg]
+        return float(self.pace())
 
     def _headers(self, key: bool = False) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.patient['token']}"}
