@@ -63,9 +63,10 @@ def test_a_patients_trail_has_every_change_in_every_context_and_every_read(
         client, container, clock, audit):
     ada, doctor, auditor = audit
     assert give(client, ada).status_code == 201
-    record_id = entered(client, doctor, ada["account_id"], release_now=True).json()["record_id"]
+    recorded = entered(client, doctor, ada["account_id"], release_now=True)
+    record_id = recorded.json()["record_id"]
     ada, auditor = later(client, container, clock, timedelta(hours=2), ada, auditor)
-    assert read(client, ada, f"/v1/records/{record_id}").status_code == 200
+    assert read(client, ada, f"/v1/records/{record_id}", after=recorded).status_code == 200
 
     trail = get(client, auditor, f"/v1/audit/patients/{ada['account_id']}/trail")
 
@@ -197,10 +198,11 @@ def test_the_auditors_reading_is_in_the_patients_access_report(client, audit):
 
 def test_the_trail_exports_as_fhir_audit_events(client, container, clock, audit):
     ada, doctor, auditor = audit
-    record_id = entered(client, doctor, ada["account_id"], release_now=True, content=hba1c(
-        48, comment="CLINICAL-canary-3f1")).json()["record_id"]
+    recorded = entered(client, doctor, ada["account_id"], release_now=True, content=hba1c(
+        48, comment="CLINICAL-canary-3f1"))
+    record_id = recorded.json()["record_id"]
     ada, auditor = later(client, container, clock, timedelta(days=1), ada, auditor)
-    assert read(client, ada, f"/v1/records/{record_id}").status_code == 200
+    assert read(client, ada, f"/v1/records/{record_id}", after=recorded).status_code == 200
 
     response = client.get(f"/fhir/AuditEvent?patient=Patient/{ada['account_id']}",
                           headers=auth(auditor))
