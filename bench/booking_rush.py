@@ -23,7 +23,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,7 +37,15 @@ import httpx
 import psycopg
 
 from api.auth import TokenService
-from bench.common import report, server_facts, throwaway_container
+from bench.common import (
+    free_port,
+    percentile,
+    report,
+    server_env,
+    server_facts,
+    throwaway_container,
+    wait_until_ready,
+)
 from commands.identity import NewAccount
 from domain.access import Actor
 from domain.identity import Role
@@ -76,12 +83,6 @@ def rush_schedule() -> StaticSchedule:
         weekly={n: {d: [("riverside", wall_time(9), wall_time(9, 5 * SLOTS), 5,
                          (FLU.type_id,), f"riverside-vacc-{i}")] for d in range(7)}
                 for i, n in enumerate(nurses)})
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def seed(container: Any, patients: int) -> tuple[list[UUID], list[tuple[UUID, UUID]]]:
@@ -185,11 +186,6 @@ def verify(url: str) -> dict[str, int]:
             "overlapping_bookings": overlapping, "patients_booked_twice": patients_twice}
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
@@ -203,20 +199,15 @@ def main() -> None:
               f"{time.perf_counter() - seeding:.1f}s", flush=True)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "DATABASE_URL": container.database.url,
-               "CAREBRIDGE_DATA_DIR": str(container.settings.data_dir),
-               "CAREBRIDGE_ENCRYPTION_KEY": container.encryption_key,
-               "CAREBRIDGE_TOKEN_SECRET": token_secret,
-               "CAREBRIDGE_STATIC_SCHEDULE": "bench.booking_rush:rush_schedule",
-               "CAREBRIDGE_BENCH_NURSES": ",".join(map(str, nurses)),
-               "CAREBRIDGE_RATE_LIMIT_PER_MINUTE": "10000000",
-               "CAREBRIDGE_LOG_LEVEL": "WARNING"}
+        env = server_env(container, token_secret,
+                         CAREBRIDGE_STATIC_SCHEDULE="bench.booking_rush:rush_schedule",
+                         CAREBRIDGE_BENCH_NURSES=",".join(map(str, nurses)))
         server_log = (container.settings.data_dir / "api.log").open("w")
         server = subprocess.Popen([CARE_BRIDGE, "api", "--host", "127.0.0.1", "--port",
                                    str(port)], env=env, stdout=server_log,
                                   stderr=subprocess.STDOUT)
         try:
-            _wait_until_ready(base, server)
+            wait_until_ready(base, server)
             now = datetime.now(UTC)
             tokens_service = TokenService(token_secret, timedelta(minutes=10))
             tokens = [tokens_service.issue(Actor(account_id, Role.PATIENT), session_id,
@@ -281,17 +272,6 @@ def _london_nine(day: date) -> datetime:
     return local_to_utc(day, wall_time(9), ZoneInfo("Europe/London"))
 
 
-def _wait_until_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    for _ in range(240):
-        if server.poll() is not None:
-            raise SystemExit("carebridge api exited early")
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit("carebridge api did not become ready")
 
 
 if __name__ == "__main__":

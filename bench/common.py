@@ -11,6 +11,8 @@ import json
 import os
 import platform
 import shutil
+import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -21,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from api.container import Container, migrate
@@ -113,6 +116,44 @@ def run_threads(threads: int, seconds: float, max_ops: int, make_op: MakeOp) -> 
     if errors:
         raise errors[0]
     return Rate(sum(done), max(finished) - clock["start"])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def server_env(container: Container, token_secret: str, **settings: str) -> dict[str, str]:
+    """The environment of a `carebridge` process run against the container's database, with the
+    same secrets, no per-client rate limit (every simulated client is 127.0.0.1), warnings-only
+    logs, and `settings` (CAREBRIDGE_... variables) on top."""
+    return {**os.environ, "DATABASE_URL": container.database.url,
+            "CAREBRIDGE_DATA_DIR": str(container.settings.data_dir),
+            "CAREBRIDGE_ENCRYPTION_KEY": container.encryption_key,
+            "CAREBRIDGE_TOKEN_SECRET": token_secret,
+            "CAREBRIDGE_RATE_LIMIT_PER_MINUTE": "10000000",
+            "CAREBRIDGE_LOG_LEVEL": "WARNING", **settings}
+
+
+def wait_until_ready(base: str, server: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Waits until the API at `base` says it is ready; gives up if its process ends first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("carebridge api exited early")
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit("carebridge api did not become ready")
 
 
 def report(name: str, figures: dict[str, Any]) -> Path:

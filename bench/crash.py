@@ -57,8 +57,8 @@ import psycopg
 from psycopg import sql
 
 from api.auth import TokenService
-from bench.booking_rush import CARE_BRIDGE, free_port
-from bench.common import report, server_facts, throwaway_container
+from bench.booking_rush import CARE_BRIDGE
+from bench.common import free_port, report, server_env, server_facts, throwaway_container, wait_until_ready
 from commands.eventstore import EVENTSTORE_SCHEMA, events_table
 from commands.identity import NewAccount
 from commands.push import PushDevices
@@ -624,17 +624,6 @@ def seed(container: Any, patients: int, token_secret: str
     return clinicians, people, reception
 
 
-def _wait_until_ready(base: str, fleet: Fleet) -> None:
-    for _ in range(240):
-        if fleet.running["api"].poll() is not None:
-            raise SystemExit("carebridge api exited early; see api-1.log")
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit("carebridge api did not become ready")
 
 
 def main() -> None:
@@ -661,29 +650,25 @@ def main() -> None:
                       ).replace(microsecond=0)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {**{k: v for k, v in os.environ.items() if k not in ("BROKER_URL",)},
-               "DATABASE_URL": container.database.url,
-               "CAREBRIDGE_DATA_DIR": str(workdir),
-               "CAREBRIDGE_ENCRYPTION_KEY": container.encryption_key,
-               "CAREBRIDGE_TOKEN_SECRET": token_secret,
-               "CAREBRIDGE_STATIC_SCHEDULE": "bench.crash:crash_schedule",
-               "CAREBRIDGE_BENCH_NURSES": ",".join(map(str, clinicians)),
-               "CAREBRIDGE_BENCH_FIRST_SLOT": first_slot.isoformat(),
-               "CAREBRIDGE_REMINDER_HOURS": "[1]",
-               "CAREBRIDGE_NOTIFICATION_QUEUE_LEASE_SECONDS": str(LEASE_SECONDS),
-               "CAREBRIDGE_WORKER_THREADS": str(WORKER_THREADS),
-               "CAREBRIDGE_FCM_ENDPOINT": fcm, "CAREBRIDGE_FCM_PROJECT_ID": "bench",
-               "CAREBRIDGE_FCM_ACCESS_TOKEN": secrets.token_urlsafe(16),
-               "CAREBRIDGE_SMTP_HOST": "127.0.0.1", "CAREBRIDGE_SMTP_PORT": str(smtp_port),
-               "CAREBRIDGE_RATE_LIMIT_PER_MINUTE": "10000000",
-               "CAREBRIDGE_LOG_LEVEL": "WARNING"}
+        env = server_env(
+            container, token_secret,
+            CAREBRIDGE_STATIC_SCHEDULE="bench.crash:crash_schedule",
+            CAREBRIDGE_BENCH_NURSES=",".join(map(str, clinicians)),
+            CAREBRIDGE_BENCH_FIRST_SLOT=first_slot.isoformat(),
+            CAREBRIDGE_REMINDER_HOURS="[1]",
+            CAREBRIDGE_NOTIFICATION_QUEUE_LEASE_SECONDS=str(LEASE_SECONDS),
+            CAREBRIDGE_WORKER_THREADS=str(WORKER_THREADS),
+            CAREBRIDGE_FCM_ENDPOINT=fcm, CAREBRIDGE_FCM_PROJECT_ID="bench",
+            CAREBRIDGE_FCM_ACCESS_TOKEN=secrets.token_urlsafe(16),
+            CAREBRIDGE_SMTP_HOST="127.0.0.1", CAREBRIDGE_SMTP_PORT=str(smtp_port))
+        env.pop("BROKER_URL", None)
         if broker_url:
             env["CAREBRIDGE_BROKER_URL"] = broker_url
         fleet = Fleet(env, workdir, port)
         try:
             for name in COMMANDS:
                 fleet.start(name)
-            _wait_until_ready(base, fleet)
+            wait_until_ready(base, fleet.running["api"])
             print(f"seeded {len(patients)} patients; load for {args.seconds:.0f}s with "
                   f"{args.rounds} round(s) of kills", flush=True)
             ledger = asyncio.run(run_load(base, fleet, patients, reception, first_slot,

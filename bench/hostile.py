@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -27,7 +26,8 @@ from typing import Any
 import psutil
 
 from api.auth import TokenService
-from bench.booking_rush import CARE_BRIDGE, _wait_until_ready, free_port
+from bench.booking_rush import CARE_BRIDGE
+from bench.common import free_port, server_env, wait_until_ready
 from commands.identity import NewAccount
 from domain.access import Actor
 from domain.identity import Role
@@ -43,17 +43,12 @@ class Server:
     def __init__(self, container: Any, token_secret: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DATABASE_URL": container.database.url,
-               "CAREBRIDGE_DATA_DIR": str(container.settings.data_dir),
-               "CAREBRIDGE_ENCRYPTION_KEY": container.encryption_key,
-               "CAREBRIDGE_TOKEN_SECRET": token_secret,
-               "CAREBRIDGE_RATE_LIMIT_PER_MINUTE": "10000000",
-               "CAREBRIDGE_LOG_LEVEL": "WARNING"}
+        env = server_env(container, token_secret)
         self.log = (container.settings.data_dir / "hostile-api.log").open("w")
         self.process = subprocess.Popen([CARE_BRIDGE, "api", "--host", "127.0.0.1", "--port",
                                          str(self.port)], env=env, stdout=self.log,
                                         stderr=subprocess.STDOUT)
-        _wait_until_ready(self.base, self.process)
+        wait_until_ready(self.base, self.process)
         self.ps = psutil.Process(self.process.pid)
 
     def rss_mb(self) -> float:

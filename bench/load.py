@@ -28,7 +28,6 @@ The target (issue #11): 1,000 requests/s or more at p99 under 100 ms; lag p99 un
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
@@ -54,8 +53,15 @@ import psutil
 import psycopg
 
 from api.auth import TokenService
-from bench.booking_rush import _wait_until_ready, free_port, percentile
-from bench.common import report, server_facts, throwaway_container
+from bench.common import (
+    free_port,
+    percentile,
+    report,
+    server_env,
+    server_facts,
+    throwaway_container,
+    wait_until_ready,
+)
 from commands.identity import NewAccount
 from domain.access import Actor
 from domain.consents import ConsentType
@@ -406,16 +412,9 @@ def main() -> None:
         workdir = Path(tempfile.mkdtemp(prefix="carebridge-load-", dir=container.settings.data_dir))
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "DATABASE_URL": container.database.url,
-               "CAREBRIDGE_DATA_DIR": str(container.settings.data_dir),
-               "CAREBRIDGE_ENCRYPTION_KEY": container.encryption_key,
-               "CAREBRIDGE_TOKEN_SECRET": token_secret,
-               "CAREBRIDGE_STATIC_SCHEDULE": "bench.load:load_schedule",
-               "CAREBRIDGE_BENCH_CLINICIANS": ",".join(map(str, seeded.clinicians)),
-               # Every simulated phone comes from 127.0.0.1: the per-client limit would
-               # otherwise treat them as one client.
-               "CAREBRIDGE_RATE_LIMIT_PER_MINUTE": "100000000",
-               "CAREBRIDGE_LOG_LEVEL": "WARNING"}
+        env = server_env(container, token_secret,
+                         CAREBRIDGE_STATIC_SCHEDULE="bench.load:load_schedule",
+                         CAREBRIDGE_BENCH_CLINICIANS=",".join(map(str, seeded.clinicians)))
         tokens = TokenService(token_secret, timedelta(minutes=15))
         now = datetime.now(UTC)
         for patient in seeded.patients:
@@ -436,12 +435,8 @@ def main() -> None:
         spies: list[subprocess.Popen[bytes]] = []
         try:
             try:
-                for _ in range(3):  # worker processes start one after another
-                    with contextlib.suppress(SystemExit):
-                        _wait_until_ready(base, api.popen)
-                        break
-                else:
-                    raise SystemExit("carebridge api did not become ready")
+                # worker processes start one after another
+                wait_until_ready(base, api.popen, seconds=60 * args.api_workers)
             except SystemExit:
                 print((workdir / "api.log").read_text()[-3000:])
                 raise
